@@ -1,0 +1,29 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+# MNIST comes from $(MNIST_CNN_DATA) when set (a folder holding mnist/), else it is downloaded.
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+MODEL  ?= keras-example
+
+.PHONY: run test lint clean
+
+$(BIN)/mnist-cnn: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+run: $(BIN)/mnist-cnn
+	$(BIN)/mnist-cnn data download
+	$(BIN)/mnist-cnn train $(MODEL)
+
+test: $(BIN)/mnist-cnn
+	$(BIN)/mnist-cnn data download
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/mnist-cnn
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

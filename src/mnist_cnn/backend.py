@@ -1,0 +1,64 @@
+"""The Keras backend: import it quietly, and say which versions a run used.
+
+TensorFlow's C++ runtime prints a oneDNN notice and a CUDA probe message to file
+descriptor 2 when it loads, before any logging setting applies. They are noise on a
+CPU machine, so the import happens with fd 2 pointed at /dev/null. `--debug` (or
+MNIST_CNN_DEBUG=1) keeps them.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import sys
+
+DEFAULT_BACKEND = "tensorflow"
+
+
+def import_keras(quiet: bool = True):
+    """Import and return keras with its backend loaded, muting the backend's start-up noise."""
+    os.environ.setdefault("KERAS_BACKEND", DEFAULT_BACKEND)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "keras" in sys.modules or not quiet or os.environ.get("MNIST_CNN_DEBUG"):
+        import keras
+
+        return keras
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import keras
+
+        keras.ops.convert_to_tensor(0.0)  # loads the backend's kernels (more start-up noise)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return keras
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def versions() -> dict:
+    """Versions and hardware that decide a run's numbers, for config.json and the API."""
+    keras = import_keras()
+    backend = keras.backend.backend()
+    backend_package = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
+    return {
+        "mnist_cnn": _version("mnist-cnn"),
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "backend": backend,
+        "backend_version": _version(backend_package) if backend_package else None,
+        "numpy": _version("numpy"),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }

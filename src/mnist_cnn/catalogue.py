@@ -1,0 +1,239 @@
+"""The named models: each a Keras architecture plus the training recipe it was published with.
+
+Every tutorial network is built layer for layer as its source describes, so that
+`mnist-cnn train NAME` reproduces it. One rule overrides the sources: validation never
+uses the test set. Where a tutorial validated on the test set (or not at all), we hold
+out the last part of the training set instead, and the entry says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import keras
+from keras import layers
+
+INPUT_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
+HELD_OUT = 0.1  # validation fraction used where the source validated on test data or not at all
+
+
+class UnknownModelError(Exception):
+    """A model name that is not in the catalogue."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How an entry is trained: the settings its source published (or ours, for our entries)."""
+
+    epochs: int
+    batch_size: int
+    validation_split: float
+    loss: str  # "sparse" (integer labels) or "categorical" (one-hot labels)
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A catalogue entry: how to build it, how to train it, where it comes from."""
+
+    name: str
+    summary: str
+    build: Callable[[], keras.Model]
+    recipe: Recipe
+    source: str
+    published: str
+    validation_note: str
+
+    def describe(self) -> dict:
+        """A plain dict for listings and config.json."""
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "recipe": asdict(self.recipe),
+            "source": self.source,
+            "published": self.published,
+            "validation": self.validation_note,
+        }
+
+
+def _sequential(name: str, *body: layers.Layer) -> keras.Model:
+    return keras.Sequential([keras.Input(shape=INPUT_SHAPE), *body], name=name)
+
+
+def conv32_conv64_dropout() -> keras.Model:
+    return _sequential(
+        "conv32-conv64-dropout",
+        layers.Conv2D(32, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dropout(0.3),
+        layers.Dense(NUM_CLASSES, activation="softmax"),
+    )
+
+
+def conv28_dense128() -> keras.Model:
+    return _sequential(
+        "conv28-dense128",
+        layers.Conv2D(28, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(128, activation="relu"),
+        layers.Dropout(0.2),
+        layers.Dense(NUM_CLASSES, activation="softmax"),
+    )
+
+
+def conv64_conv32() -> keras.Model:
+    return _sequential(
+        "conv64-conv32",
+        layers.Conv2D(64, 3, activation="relu"),
+        layers.Conv2D(32, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(NUM_CLASSES, activation="softmax"),
+    )
+
+
+def conv6_dense128() -> keras.Model:
+    return _sequential(
+        "conv6-dense128",
+        layers.Conv2D(6, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2, strides=2),
+        layers.Flatten(),
+        layers.Dense(128, activation="relu"),
+        layers.Dense(NUM_CLASSES, activation="softmax"),
+    )
+
+
+def conv32_conv64_dense128() -> keras.Model:
+    return _sequential(
+        "conv32-conv64-dense128",
+        layers.Conv2D(32, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(128, activation="relu"),
+        layers.Dense(NUM_CLASSES, activation="softmax"),
+    )
+
+
+def keras_example() -> keras.Model:
+    """keras.io "Simple MNIST convnet" (fchollet)."""
+    return _sequential(
+        "keras-example",
+        layers.Conv2D(32, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dropout(0.5),
+        layers.Dense(NUM_CLASSES, activation="softmax"),
+    )
+
+
+def lenet5() -> keras.Model:
+    """LeNet-5 (LeCun et al. 1998): tanh, average-pool subsampling, C5/F6 as dense layers.
+
+    Adapted: 'same' padding on C1 stands in for padding the 28x28 digits to 32x32,
+    full S2-C3 connectivity replaces the sparse table, and softmax replaces the RBF output.
+    """
+    return _sequential(
+        "lenet5",
+        layers.Conv2D(6, 5, padding="same", activation="tanh"),
+        layers.AveragePooling2D(2),
+        layers.Conv2D(16, 5, activation="tanh"),
+        layers.AveragePooling2D(2),
+        layers.Flatten(),
+        layers.Dense(120, activation="tanh"),
+        layers.Dense(84, activation="tanh"),
+        layers.Dense(NUM_CLASSES, activation="softmax"),
+    )
+
+
+_HELD_OUT_NOTE = f"last {HELD_OUT:.0%} of train"
+
+ENTRIES: dict[str, Entry] = {
+    entry.name: entry
+    for entry in (
+        Entry(
+            name="conv32-conv64-dropout",
+            summary="Conv32, Pool, Conv64, Pool, Flatten, Dropout 0.3, Dense10",
+            build=conv32_conv64_dropout,
+            recipe=Recipe(epochs=10, batch_size=32, validation_split=0.3, loss="categorical"),
+            source="tutorial notebook (Adam, one-hot CE, validation_split 0.3)",
+            published="~98.9% validation",
+            validation_note="last 30% of train (as published)",
+        ),
+        Entry(
+            name="conv28-dense128",
+            summary="Conv28, Pool, Flatten, Dense128, Dropout 0.2, Dense10",
+            build=conv28_dense128,
+            recipe=Recipe(epochs=1, batch_size=32, validation_split=HELD_OUT, loss="sparse"),
+            source="tutorial notebook (Adam, sparse CE, 1 epoch)",
+            published="11.35% test (a broken run; done right ~98%)",
+            validation_note=f"{_HELD_OUT_NOTE} (published: none)",
+        ),
+        Entry(
+            name="conv64-conv32",
+            summary="Conv64, Conv32, Pool, Flatten, Dense10",
+            build=conv64_conv32,
+            recipe=Recipe(epochs=10, batch_size=32, validation_split=HELD_OUT, loss="categorical"),
+            source="tutorial notebook (Adam, one-hot CE, validated on test)",
+            published="98.15% test",
+            validation_note=f"{_HELD_OUT_NOTE} (published: the test set)",
+        ),
+        Entry(
+            name="conv6-dense128",
+            summary="Conv6 same, Pool/2, Flatten, Dense128, Dense10",
+            build=conv6_dense128,
+            recipe=Recipe(epochs=10, batch_size=100, validation_split=HELD_OUT, loss="categorical"),
+            source="tutorial notebook (Adam, one-hot CE, batch 100)",
+            published="not stated",
+            validation_note=f"{_HELD_OUT_NOTE} (published: none)",
+        ),
+        Entry(
+            name="conv32-conv64-dense128",
+            summary="Conv32, Pool, Conv64, Pool, Flatten, Dense128, Dense10",
+            build=conv32_conv64_dense128,
+            recipe=Recipe(epochs=5, batch_size=32, validation_split=HELD_OUT, loss="sparse"),
+            source="tutorial notebook (Adam, sparse CE, validated on test)",
+            published="~99% test",
+            validation_note=f"{_HELD_OUT_NOTE} (published: the test set)",
+        ),
+        Entry(
+            name="keras-example",
+            summary="Conv32, Pool, Conv64, Pool, Flatten, Dropout 0.5, Dense10",
+            build=keras_example,
+            recipe=Recipe(epochs=15, batch_size=128, validation_split=0.1, loss="categorical"),
+            source='keras.io "Simple MNIST convnet"',
+            published="99.22% test",
+            validation_note="last 10% of train (as published)",
+        ),
+        Entry(
+            name="lenet5",
+            summary="LeNet-5: Conv6 5x5 tanh, AvgPool, Conv16 5x5, AvgPool, Dense120, 84, 10",
+            build=lenet5,
+            recipe=Recipe(epochs=20, batch_size=128, validation_split=HELD_OUT, loss="sparse"),
+            source="LeCun et al. 1998, adapted (Adam instead of its SGD schedule)",
+            published="~99.2% test",
+            validation_note=f"{_HELD_OUT_NOTE} (published: none)",
+        ),
+    )
+}
+
+
+def get_entry(name: str) -> Entry:
+    """The entry called `name`, or an error that lists the names there are."""
+    try:
+        return ENTRIES[name]
+    except KeyError:
+        raise UnknownModelError(
+            f"unknown model {name!r}; run 'mnist-cnn models' to list them "
+            f"({', '.join(ENTRIES)})"
+        ) from None

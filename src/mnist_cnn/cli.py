@@ -1,0 +1,321 @@
+"""The `mnist-cnn` command: parse arguments, call the API, print. No logic of its own.
+
+Exit codes: 0 success, 2 bad usage or input, 1 anything else. Errors are one line on
+stderr; `--debug` shows the traceback as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from . import datasets
+from .rundir import RunError
+
+PROG = "mnist-cnn"
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Arguments that parse but do not make sense together."""
+
+
+def _input_errors() -> tuple[type[Exception], ...]:
+    """Errors that mean "your input is wrong" (exit 2) rather than "we failed" (exit 1)."""
+    errors: list[type[Exception]] = [UsageError, datasets.DatasetError, RunError]
+    if "mnist_cnn.training" in sys.modules:
+        from .catalogue import UnknownModelError
+        from .training import TrainingError
+
+        errors += [UnknownModelError, TrainingError]
+    return tuple(errors)
+
+
+def _keras():
+    """Import the backend quietly before any module that needs it."""
+    from .backend import import_keras
+
+    return import_keras()
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj), flush=True)
+
+
+# --- data ----------------------------------------------------------------------------------
+
+
+def cmd_data_download(args) -> None:
+    folder = datasets.ensure_dataset(args.dataset, args.data_dir)
+    if args.json:
+        _print_json({"dataset": args.dataset, "folder": str(folder)})
+    else:
+        print(f"{args.dataset}: four verified files in {folder}")
+
+
+def cmd_data_info(args) -> None:
+    import numpy as np
+
+    spec = datasets.get_spec(args.dataset)
+    (x_train, y_train), (x_test, y_test) = datasets.load_dataset(args.dataset, args.data_dir)
+    info = {
+        "dataset": args.dataset,
+        "folder": str(datasets.dataset_dir(args.dataset, args.data_dir)),
+        "image_shape": list(x_train.shape[1:]),
+        "dtype": str(x_train.dtype),
+        "train": {"count": len(y_train), "per_class": np.bincount(y_train, minlength=10).tolist()},
+        "test": {"count": len(y_test), "per_class": np.bincount(y_test, minlength=10).tolist()},
+    }
+    if args.json:
+        _print_json(info)
+        return
+    print(f"{args.dataset} in {info['folder']}")
+    print(f"images: {'x'.join(map(str, info['image_shape']))} {info['dtype']}, "
+          f"train {info['train']['count']}, test {info['test']['count']}")
+    print(f"{'class':>14}  {'train':>6} {'share':>6}   {'test':>5} {'share':>6}")
+    for c, name in enumerate(spec.classes):
+        tr, te = info["train"]["per_class"][c], info["test"]["per_class"][c]
+        label = f"{c} {name}" if name != str(c) else str(c)
+        print(f"{label:>14}  {tr:>6} {tr / len(y_train):>6.1%}   {te:>5} {te / len(y_test):>6.1%}")
+
+
+def cmd_data_show(args) -> None:
+    import numpy as np
+
+    from . import plots
+
+    spec = datasets.get_spec(args.dataset)
+    (x_train, y_train), (x_test, y_test) = datasets.load_dataset(args.dataset, args.data_dir)
+    images, labels = (x_train, y_train) if args.split == "train" else (x_test, y_test)
+    picks = np.random.default_rng(args.seed).choice(len(images), 16, replace=False)
+    out = Path(args.out)
+    plots.sample_grid(images[picks], labels[picks], out,
+                      spec.classes if args.dataset != "mnist" else None)
+    if args.json:
+        _print_json({"path": str(out), "indices": picks.tolist()})
+    else:
+        print(f"saved 16 {args.split} samples to {out}")
+
+
+# --- models, train, evaluate, predict ------------------------------------------------------
+
+
+def cmd_models(args) -> None:
+    _keras()
+    from . import catalogue
+
+    rows = []
+    for entry in catalogue.ENTRIES.values():
+        row = entry.describe()
+        row["parameters"] = entry.build().count_params()
+        rows.append(row)
+    if args.json:
+        _print_json(rows)
+        return
+    header = f"{'name':<24} {'params':>8} {'epochs':>6} {'batch':>5} {'loss':<11} "
+    print(header + f"{'validation':<45} published")
+    for row in rows:
+        recipe = row["recipe"]
+        print(
+            f"{row['name']:<24} {row['parameters']:>8,} {recipe['epochs']:>6} "
+            f"{recipe['batch_size']:>5} {recipe['loss']:<11} {row['validation']:<45} "
+            f"{row['published']}"
+        )
+    print("\nValidation never uses the test set; where a tutorial did, a split of train stands in.")
+
+
+def cmd_train(args) -> None:
+    _keras()
+    from .training import TrainConfig, train
+
+    result = train(
+        TrainConfig(
+            model=args.model,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            validation_split=args.validation_split,
+            seed=args.seed,
+            dataset=args.dataset,
+            data_dir=args.data_dir,
+            out=args.out,
+            limit=args.limit,
+            verbose=1 if sys.stdout.isatty() and not args.json else 2,
+        )
+    )
+    summary = result.summary()
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"test accuracy: {summary['test_accuracy']:.2%}  test loss: {summary['test_loss']:.4f}"
+              f"  fit: {summary['train_seconds']:.1f} s")
+        print(f"run directory: {summary['run_dir']}")
+
+
+def _dataset_for(args) -> str:
+    """The dataset a model was trained on (from its run), unless --dataset says otherwise."""
+    from . import rundir
+
+    if args.dataset:
+        return args.dataset
+    run = rundir.run_dir_of(args.model)
+    if run is not None:
+        return rundir.read_json(run / rundir.CONFIG).get("settings", {}).get("dataset", "mnist")
+    return "mnist"
+
+
+def cmd_evaluate(args) -> None:
+    _keras()
+    from . import evaluation, rundir
+
+    model = rundir.load_model(args.model)
+    dataset = _dataset_for(args)
+    _, (x_test, y_test) = datasets.load_dataset(dataset, args.data_dir)
+    metrics = evaluation.evaluate(evaluation.predict_probabilities(model, x_test), y_test)
+    if args.json:
+        _print_json({"model": str(rundir.model_path(args.model)), "dataset": dataset, **metrics})
+    else:
+        print(f"{rundir.model_path(args.model)} on the {dataset} test set")
+        print(evaluation.format_metrics(metrics))
+
+
+def cmd_predict(args) -> None:
+    if not args.index:
+        raise UsageError("give test-set digits with --index N (e.g. --index 0 --index 7)")
+    _keras()
+    from . import evaluation, plots, rundir
+
+    model = rundir.load_model(args.model)
+    _, (x_test, y_test) = datasets.load_dataset(_dataset_for(args), args.data_dir)
+    bad = [i for i in args.index if not 0 <= i < len(x_test)]
+    if bad:
+        raise UsageError(f"--index {bad[0]} is outside the test set (0..{len(x_test) - 1})")
+    out = Path(args.out) if args.out else rundir.model_path(args.model).parent / "predictions"
+    probabilities = evaluation.predict_probabilities(model, x_test[args.index])
+    for index, probs in zip(args.index, probabilities, strict=True):
+        digit = int(probs.argmax())
+        path = out / f"test-{index}.png"
+        plots.digit_prediction(x_test[index], digit, float(probs[digit]), path, int(y_test[index]))
+        result = {
+            "index": index,
+            "label": int(y_test[index]),
+            "digit": digit,
+            "confidence": float(probs[digit]),
+            "probabilities": [round(float(p), 6) for p in probs],
+            "image": str(path),
+        }
+        if args.json:
+            _print_json(result)
+        else:
+            mark = "right" if digit == result["label"] else "WRONG"
+            print(f"test[{index}]: true {result['label']}, predicted {digit} "
+                  f"(p={result['confidence']:.4f}) {mark}  -> {path}")
+
+
+# --- parser --------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the command and how to get help."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _add_data_options(parser, default_dataset: str | None = "mnist") -> None:
+    parser.add_argument("--dataset", default=default_dataset, choices=list(datasets.DATASETS),
+                        help=f"dataset (default: {default_dataset or 'the one the run used'})")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help=f"data folder (default: ${datasets.DATA_ENV} or ~/.cache/mnist-cnn)")
+
+
+def _command(sub, name: str, help_text: str, example: str, func):
+    parser = sub.add_parser(name, help=help_text, description=help_text,
+                            epilog=f"example:\n  {example}",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.set_defaults(func=func)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Train, understand and use CNNs on handwritten digits.",
+                     epilog=f"example:\n  {PROG} train keras-example",
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and backend logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
+
+    data = sub.add_parser("data", help="download, describe and show datasets",
+                          description="download, describe and show datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION",
+                                   parser_class=_Parser)
+    p = _command(data_sub, "download", "fetch and verify a dataset into the cache",
+                 f"{PROG} data download --dataset fashion-mnist", cmd_data_download)
+    _add_data_options(p)
+    p = _command(data_sub, "info", "counts and class balance",
+                 f"{PROG} data info", cmd_data_info)
+    _add_data_options(p)
+    p = _command(data_sub, "show", "save a 4x4 grid of digits titled with their labels",
+                 f"{PROG} data show --out samples.png", cmd_data_show)
+    _add_data_options(p)
+    p.add_argument("--split", choices=["train", "test"], default="train")
+    p.add_argument("--seed", type=int, default=0, help="which digits to pick (default: 0)")
+    p.add_argument("--out", default="samples.png", help="PNG to write (default: samples.png)")
+
+    _command(sub, "models", "list the catalogue: parameters, recipe, published result",
+             f"{PROG} models", cmd_models)
+
+    p = _command(sub, "train", "train a catalogue model and write a run directory",
+                 f"{PROG} train keras-example --epochs 3", cmd_train)
+    p.add_argument("model", metavar="NAME", help="catalogue name (see 'mnist-cnn models')")
+    p.add_argument("--epochs", type=int, help="default: the entry's published recipe")
+    p.add_argument("--batch-size", type=int, help="default: the entry's published recipe")
+    p.add_argument("--validation-split", type=float,
+                   help="fraction of train held out (default: the entry's recipe)")
+    p.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="train on the first N training images only (quick trials)")
+    p.add_argument("--out", default="runs", help="folder for run directories (default: runs/)")
+    _add_data_options(p)
+
+    p = _command(sub, "evaluate", "test loss, accuracy, per-class scores and confusion matrix",
+                 f"{PROG} evaluate runs/keras-example-20261121-101500", cmd_evaluate)
+    p.add_argument("model", metavar="RUN_DIR|MODEL.keras")
+    _add_data_options(p, default_dataset=None)
+
+    p = _command(sub, "predict", "predict test-set digits and save each as a titled PNG",
+                 f"{PROG} predict runs/keras-example-20261121-101500 --index 0 --index 7",
+                 cmd_predict)
+    p.add_argument("model", metavar="RUN_DIR|MODEL.keras")
+    p.add_argument("--index", type=int, action="append", default=[], metavar="N",
+                   help="a test-set index; repeat for more")
+    p.add_argument("--out", help="folder for the PNGs (default: predictions/ beside the model)")
+    _add_data_options(p, default_dataset=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.debug:
+        os.environ["MNIST_CNN_DEBUG"] = "1"
+    try:
+        args.func(args)
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        code = EXIT_USAGE if isinstance(exc, _input_errors()) else EXIT_FAILURE
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

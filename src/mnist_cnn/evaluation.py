@@ -1,0 +1,79 @@
+"""Metrics of a classifier on a labelled set: loss, accuracy, per-class scores, confusion."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .datasets import normalise
+
+PREDICT_BATCH = 1024
+EPSILON = 1e-7  # Keras clips probabilities the same way in its cross-entropy
+
+
+def predict_probabilities(model, images: np.ndarray, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+    """Class probabilities (N, 10) for uint8 images (N, 28, 28), in large batches."""
+    return np.asarray(model.predict(normalise(images), batch_size=batch_size, verbose=0))
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int = 10) -> np.ndarray:
+    """Counts with true classes as rows and predicted classes as columns."""
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def evaluate(probabilities: np.ndarray, labels: np.ndarray) -> dict:
+    """Loss, accuracy, per-class precision/recall/F1 and the confusion matrix, as plain JSON."""
+    labels = np.asarray(labels, dtype=np.int64)
+    classes = probabilities.shape[1]
+    predicted = probabilities.argmax(axis=1)
+    picked = probabilities[np.arange(len(labels)), labels]
+    matrix = confusion_matrix(labels, predicted, classes)
+    true_positive = np.diag(matrix).astype(float)
+    support = matrix.sum(axis=1)
+    predicted_count = matrix.sum(axis=0)
+    recall = np.divide(true_positive, support, out=np.zeros(classes), where=support > 0)
+    precision = np.divide(
+        true_positive, predicted_count, out=np.zeros(classes), where=predicted_count > 0
+    )
+    denominator = precision + recall
+    f1 = np.divide(2 * precision * recall, denominator, out=np.zeros(classes), where=denominator > 0)
+    return {
+        "test_loss": float(-np.log(np.clip(picked, EPSILON, 1.0)).mean()),
+        "test_accuracy": float((predicted == labels).mean()),
+        "test_samples": int(len(labels)),
+        "errors": int((predicted != labels).sum()),
+        "per_class": [
+            {
+                "class": c,
+                "precision": float(precision[c]),
+                "recall": float(recall[c]),
+                "f1": float(f1[c]),
+                "support": int(support[c]),
+            }
+            for c in range(classes)
+        ],
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def format_metrics(metrics: dict) -> str:
+    """The metrics as a short text report: headline numbers, per-class table, confusion matrix."""
+    lines = [
+        f"test accuracy: {metrics['test_accuracy']:.2%}  "
+        f"({metrics['errors']} wrong of {metrics['test_samples']})",
+        f"test loss:     {metrics['test_loss']:.4f}",
+        "",
+        "class  accuracy  precision  f1      support",
+    ]
+    for row in metrics["per_class"]:
+        lines.append(
+            f"{row['class']:>5}  {row['recall']:>8.2%}  {row['precision']:>9.2%}  "
+            f"{row['f1']:.4f}  {row['support']:>7}"
+        )
+    matrix = metrics["confusion_matrix"]
+    lines += ["", "confusion matrix (rows: true, columns: predicted)"]
+    lines.append("      " + "".join(f"{c:>6}" for c in range(len(matrix))))
+    for c, row in enumerate(matrix):
+        lines.append(f"{c:>6}" + "".join(f"{n:>6}" for n in row))
+    return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""The run directory: where `train` writes a run and where every other command reads it.
+
+    runs/NAME-YYYYmmdd-HHMMSS/
+        config.json   every setting, the seed, versions
+        history.csv   one row per epoch
+        model.keras   the trained model
+        metrics.json  test metrics and the confusion matrix
+        plots/*.png   the pictures
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+from .atomic import atomic_write, atomic_write_text
+
+CONFIG = "config.json"
+HISTORY = "history.csv"
+MODEL = "model.keras"
+METRICS = "metrics.json"
+PLOTS = "plots"
+
+
+class RunError(Exception):
+    """A run directory or model file that is missing, incomplete or unreadable."""
+
+
+def new_run_dir(out: str | os.PathLike, name: str) -> Path:
+    """Create and return a fresh `OUT/NAME-YYYYmmdd-HHMMSS` folder (suffixed if taken)."""
+    out = Path(out)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, 100):
+            path = out / (f"{name}-{stamp}" if attempt == 1 else f"{name}-{stamp}-{attempt}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise RunError(f"cannot create a run directory under {out}: {exc.strerror}; "
+                       f"choose a writable folder with --out") from None
+    raise RunError(f"too many runs named {name}-{stamp} under {out}")
+
+
+def model_path(path: str | os.PathLike) -> Path:
+    """The `.keras` file behind a run directory or a model path, checked to exist."""
+    path = Path(path)
+    if path.is_dir():
+        candidate = path / MODEL
+        if not candidate.is_file():
+            raise RunError(f"{path} has no {MODEL}; is it a finished run directory?")
+        return candidate
+    if not path.exists():
+        raise RunError(f"{path} does not exist; give a run directory or a .keras file")
+    if path.suffix != ".keras":
+        raise RunError(f"{path} is not a .keras model file or a run directory")
+    return path
+
+
+def run_dir_of(path: str | os.PathLike) -> Path | None:
+    """The run directory that holds a model, if the model lives in one."""
+    folder = model_path(path).parent
+    return folder if (folder / CONFIG).is_file() else None
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"{path} is missing") from None
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path} is not readable JSON ({exc}); the run is damaged") from None
+
+
+def write_history(path: str | os.PathLike, rows: list[dict]) -> None:
+    """Write history.csv (one row per epoch) atomically."""
+    buffer = io.StringIO()
+    fields = list(dict.fromkeys(key for row in rows for key in row))
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def read_history(path: str | os.PathLike) -> list[dict]:
+    with Path(path).open(newline="") as f:
+        return [
+            {key: float(value) if key != "epoch" else int(value) for key, value in row.items()}
+            for row in csv.DictReader(f)
+        ]
+
+
+def save_model(model, path: str | os.PathLike) -> None:
+    """Save a Keras model atomically, so a killed run never leaves half a model.keras."""
+    atomic_write(path, lambda tmp: model.save(tmp))
+
+
+def load_model(path: str | os.PathLike):
+    """Load the model of a run directory or `.keras` file, refusing code-carrying layers."""
+    from .backend import import_keras
+
+    keras = import_keras()
+    file = model_path(path)
+    try:
+        return keras.saving.load_model(file, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a bad file; all mean the same here
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunError(f"{file}: cannot load the model ({first_line})") from exc

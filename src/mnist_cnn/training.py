@@ -1,0 +1,197 @@
+"""`train()`: one catalogue entry, trained with `model.fit`, written to a run directory.
+
+The flow is the tutorial's, made reproducible: fix the seed, load and normalise the data,
+hold out a validation split of the training set (never the test set), fit, then touch the
+test set once at the end. Every setting and version goes into config.json.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from . import catalogue, datasets, evaluation, plots, rundir
+from .atomic import atomic_write_json
+from .backend import versions
+
+PREVIEW_SAMPLES = 16
+
+
+class TrainingError(Exception):
+    """Settings that cannot be trained with; the message names the setting."""
+
+
+@dataclass
+class TrainConfig:
+    """What to train and how. `None` means "the entry's published recipe"."""
+
+    model: str
+    epochs: int | None = None
+    batch_size: int | None = None
+    validation_split: float | None = None
+    seed: int = 42
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    out: str = "runs"
+    limit: int | None = None  # train on the first N training images, for quick trials
+    verbose: int | str = "auto"
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    model: str
+    epochs: int
+    metrics: dict
+    train_seconds: float
+    history: list[dict] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {
+            "run_dir": str(self.run_dir),
+            "model": self.model,
+            "epochs": self.epochs,
+            "test_accuracy": self.metrics["test_accuracy"],
+            "test_loss": self.metrics["test_loss"],
+            "train_seconds": round(self.train_seconds, 3),
+        }
+
+
+def resolve_settings(config: TrainConfig) -> dict:
+    """The entry's recipe with the config's overrides applied, checked for sense."""
+    entry = catalogue.get_entry(config.model)
+    settings = asdict(entry.recipe)
+    for key in ("epochs", "batch_size", "validation_split"):
+        value = getattr(config, key)
+        if value is not None:
+            settings[key] = value
+    if settings["epochs"] < 1:
+        raise TrainingError(f"--epochs must be at least 1, got {settings['epochs']}")
+    if settings["batch_size"] < 1:
+        raise TrainingError(f"--batch-size must be at least 1, got {settings['batch_size']}")
+    if not 0.0 <= settings["validation_split"] < 1.0:
+        raise TrainingError(
+            f"--validation-split must be in [0, 1), got {settings['validation_split']}"
+        )
+    if config.limit is not None and config.limit < 10:
+        raise TrainingError(f"--limit must be at least 10 images, got {config.limit}")
+    settings.update(seed=config.seed, dataset=config.dataset, limit=config.limit)
+    return settings
+
+
+def split_validation(x: np.ndarray, y: np.ndarray, fraction: float):
+    """Hold out the last `fraction` of the training set, as Keras's validation_split does."""
+    n_val = int(round(len(x) * fraction))
+    if n_val == 0:
+        return (x, y), None
+    return (x[:-n_val], y[:-n_val]), (x[-n_val:], y[-n_val:])
+
+
+class HistoryWriter(keras.callbacks.Callback):
+    """Rewrites history.csv after every epoch, with the epoch's wall time."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        self.rows: list[dict] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1}
+        row.update({k: float(v) for k, v in (logs or {}).items()})
+        row["seconds"] = time.perf_counter() - self._started
+        self.rows.append(row)
+        rundir.write_history(self.path, self.rows)
+
+
+def _labels_for(loss: str, y: np.ndarray, classes: int) -> np.ndarray:
+    return keras.utils.to_categorical(y, classes) if loss == "categorical" else y
+
+
+def _compile(model, settings: dict) -> None:
+    optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
+    losses = {
+        "sparse": "sparse_categorical_crossentropy",
+        "categorical": "categorical_crossentropy",
+    }
+    model.compile(
+        optimizer=optimizers[settings["optimizer"]](learning_rate=settings["learning_rate"]),
+        loss=losses[settings["loss"]],
+        metrics=["accuracy"],
+    )
+
+
+def train(config: TrainConfig) -> RunResult:
+    """Train one catalogue entry and write its complete run directory."""
+    entry = catalogue.get_entry(config.model)
+    settings = resolve_settings(config)
+    spec = datasets.get_spec(config.dataset)
+    (x_train, y_train), (x_test, y_test) = datasets.load_dataset(config.dataset, config.data_dir)
+    if config.limit is not None:
+        x_train, y_train = x_train[: config.limit], y_train[: config.limit]
+
+    keras.utils.set_random_seed(config.seed)
+    run_dir = rundir.new_run_dir(config.out, entry.name)
+    atomic_write_json(
+        run_dir / rundir.CONFIG,
+        {
+            "model": entry.name,
+            "settings": settings,
+            "entry": entry.describe(),
+            "data_dir": str(datasets.dataset_dir(config.dataset, config.data_dir)),
+            "versions": versions(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
+
+    (x_fit, y_fit), validation = split_validation(x_train, y_train, settings["validation_split"])
+    classes = len(spec.classes)
+    validation_data = (
+        None
+        if validation is None
+        else (datasets.normalise(validation[0]), _labels_for(settings["loss"], validation[1], classes))
+    )
+    model = entry.build()
+    _compile(model, settings)
+    history = HistoryWriter(run_dir / rundir.HISTORY)
+
+    started = time.perf_counter()
+    model.fit(
+        datasets.normalise(x_fit),
+        _labels_for(settings["loss"], y_fit, classes),
+        batch_size=settings["batch_size"],
+        epochs=settings["epochs"],
+        validation_data=validation_data,
+        callbacks=[history],
+        verbose=config.verbose,
+    )
+    train_seconds = time.perf_counter() - started
+    rundir.save_model(model, run_dir / rundir.MODEL)
+
+    probabilities = evaluation.predict_probabilities(model, x_test)
+    metrics = evaluation.evaluate(probabilities, y_test)
+    metrics.update(train_seconds=train_seconds, epochs=settings["epochs"],
+                   parameters=int(model.count_params()))
+    atomic_write_json(run_dir / rundir.METRICS, metrics)
+    write_plots(run_dir, x_train, y_train, x_test, y_test, probabilities, history.rows, spec)
+    return RunResult(run_dir, entry.name, settings["epochs"], metrics, train_seconds, history.rows)
+
+
+def write_plots(run_dir: Path, x_train, y_train, x_test, y_test, probabilities, history, spec):
+    """The run's pictures: samples, curves, a grid of test predictions, the confusion matrix."""
+    folder = run_dir / rundir.PLOTS
+    classes = spec.classes if spec.name != "mnist" else None
+    plots.sample_grid(x_train, y_train, folder / "samples.png", classes)
+    plots.training_curves(history, folder / "training_curves.png")
+    picks = np.random.default_rng(0).choice(len(x_test), PREVIEW_SAMPLES, replace=False)
+    plots.prediction_grid(x_test[picks], y_test[picks], probabilities[picks],
+                          folder / "predictions.png")
+    metrics_matrix = evaluation.confusion_matrix(y_test, probabilities.argmax(axis=1),
+                                                 probabilities.shape[1])
+    plots.confusion_heatmap(metrics_matrix, folder / "confusion_matrix.png")
