@@ -234,6 +234,5 @@ def get_entry(name: str) -> Entry:
         return ENTRIES[name]
     except KeyError:
         raise UnknownModelError(
-            f"unknown model {name!r}; run 'mnist-cnn models' to list them "
-            f"({', '.join(ENTRIES)})"
+            f"unknown model {name!r}; run 'mnist-cnn models' to list them ({', '.join(ENTRIES)})"
         ) from None

@@ -74,8 +74,10 @@ def cmd_data_info(args) -> None:
         _print_json(info)
         return
     print(f"{args.dataset} in {info['folder']}")
-    print(f"images: {'x'.join(map(str, info['image_shape']))} {info['dtype']}, "
-          f"train {info['train']['count']}, test {info['test']['count']}")
+    print(
+        f"images: {'x'.join(map(str, info['image_shape']))} {info['dtype']}, "
+        f"train {info['train']['count']}, test {info['test']['count']}"
+    )
     print(f"{'class':>14}  {'train':>6} {'share':>6}   {'test':>5} {'share':>6}")
     for c, name in enumerate(spec.classes):
         tr, te = info["train"]["per_class"][c], info["test"]["per_class"][c]
@@ -93,8 +95,9 @@ def cmd_data_show(args) -> None:
     images, labels = (x_train, y_train) if args.split == "train" else (x_test, y_test)
     picks = np.random.default_rng(args.seed).choice(len(images), 16, replace=False)
     out = Path(args.out)
-    plots.sample_grid(images[picks], labels[picks], out,
-                      spec.classes if args.dataset != "mnist" else None)
+    plots.sample_grid(
+        images[picks], labels[picks], out, spec.classes if args.dataset != "mnist" else None
+    )
     if args.json:
         _print_json({"path": str(out), "indices": picks.tolist()})
     else:
@@ -150,8 +153,10 @@ def cmd_train(args) -> None:
     if args.json:
         _print_json(summary)
     else:
-        print(f"test accuracy: {summary['test_accuracy']:.2%}  test loss: {summary['test_loss']:.4f}"
-              f"  fit: {summary['train_seconds']:.1f} s")
+        print(
+            f"test accuracy: {summary['test_accuracy']:.2%}  test loss: {summary['test_loss']:.4f}"
+            f"  fit: {summary['train_seconds']:.1f} s"
+        )
         print(f"run directory: {summary['run_dir']}")
 
 
@@ -211,8 +216,10 @@ def cmd_predict(args) -> None:
             _print_json(result)
         else:
             mark = "right" if digit == result["label"] else "WRONG"
-            print(f"test[{index}]: true {result['label']}, predicted {digit} "
-                  f"(p={result['confidence']:.4f}) {mark}  -> {path}")
+            print(
+                f"test[{index}]: true {result['label']}, predicted {digit} "
+                f"(p={result['confidence']:.4f}) {mark}  -> {path}"
+            )
 
 
 # --- parser --------------------------------------------------------------------------------
@@ -226,73 +233,133 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_data_options(parser, default_dataset: str | None = "mnist") -> None:
-    parser.add_argument("--dataset", default=default_dataset, choices=list(datasets.DATASETS),
-                        help=f"dataset (default: {default_dataset or 'the one the run used'})")
-    parser.add_argument("--data-dir", metavar="DIR",
-                        help=f"data folder (default: ${datasets.DATA_ENV} or ~/.cache/mnist-cnn)")
+    parser.add_argument(
+        "--dataset",
+        default=default_dataset,
+        choices=list(datasets.DATASETS),
+        help=f"dataset (default: {default_dataset or 'the one the run used'})",
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help=f"data folder (default: ${datasets.DATA_ENV} or ~/.cache/mnist-cnn)",
+    )
 
 
 def _command(sub, name: str, help_text: str, example: str, func):
-    parser = sub.add_parser(name, help=help_text, description=help_text,
-                            epilog=f"example:\n  {example}",
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.set_defaults(func=func)
     return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Train, understand and use CNNs on handwritten digits.",
-                     epilog=f"example:\n  {PROG} train keras-example",
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog=PROG,
+        description="Train, understand and use CNNs on handwritten digits.",
+        epilog=f"example:\n  {PROG} train keras-example",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and backend logs")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
-    data = sub.add_parser("data", help="download, describe and show datasets",
-                          description="download, describe and show datasets")
-    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION",
-                                   parser_class=_Parser)
-    p = _command(data_sub, "download", "fetch and verify a dataset into the cache",
-                 f"{PROG} data download --dataset fashion-mnist", cmd_data_download)
+    data = sub.add_parser(
+        "data",
+        help="download, describe and show datasets",
+        description="download, describe and show datasets",
+    )
+    data_sub = data.add_subparsers(
+        dest="data_command", required=True, metavar="ACTION", parser_class=_Parser
+    )
+    p = _command(
+        data_sub,
+        "download",
+        "fetch and verify a dataset into the cache",
+        f"{PROG} data download --dataset fashion-mnist",
+        cmd_data_download,
+    )
     _add_data_options(p)
-    p = _command(data_sub, "info", "counts and class balance",
-                 f"{PROG} data info", cmd_data_info)
+    p = _command(data_sub, "info", "counts and class balance", f"{PROG} data info", cmd_data_info)
     _add_data_options(p)
-    p = _command(data_sub, "show", "save a 4x4 grid of digits titled with their labels",
-                 f"{PROG} data show --out samples.png", cmd_data_show)
+    p = _command(
+        data_sub,
+        "show",
+        "save a 4x4 grid of digits titled with their labels",
+        f"{PROG} data show --out samples.png",
+        cmd_data_show,
+    )
     _add_data_options(p)
     p.add_argument("--split", choices=["train", "test"], default="train")
     p.add_argument("--seed", type=int, default=0, help="which digits to pick (default: 0)")
     p.add_argument("--out", default="samples.png", help="PNG to write (default: samples.png)")
 
-    _command(sub, "models", "list the catalogue: parameters, recipe, published result",
-             f"{PROG} models", cmd_models)
+    _command(
+        sub,
+        "models",
+        "list the catalogue: parameters, recipe, published result",
+        f"{PROG} models",
+        cmd_models,
+    )
 
-    p = _command(sub, "train", "train a catalogue model and write a run directory",
-                 f"{PROG} train keras-example --epochs 3", cmd_train)
+    p = _command(
+        sub,
+        "train",
+        "train a catalogue model and write a run directory",
+        f"{PROG} train keras-example --epochs 3",
+        cmd_train,
+    )
     p.add_argument("model", metavar="NAME", help="catalogue name (see 'mnist-cnn models')")
     p.add_argument("--epochs", type=int, help="default: the entry's published recipe")
     p.add_argument("--batch-size", type=int, help="default: the entry's published recipe")
-    p.add_argument("--validation-split", type=float,
-                   help="fraction of train held out (default: the entry's recipe)")
+    p.add_argument(
+        "--validation-split",
+        type=float,
+        help="fraction of train held out (default: the entry's recipe)",
+    )
     p.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
-    p.add_argument("--limit", type=int, metavar="N",
-                   help="train on the first N training images only (quick trials)")
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="train on the first N training images only (quick trials)",
+    )
     p.add_argument("--out", default="runs", help="folder for run directories (default: runs/)")
     _add_data_options(p)
 
-    p = _command(sub, "evaluate", "test loss, accuracy, per-class scores and confusion matrix",
-                 f"{PROG} evaluate runs/keras-example-20261121-101500", cmd_evaluate)
+    p = _command(
+        sub,
+        "evaluate",
+        "test loss, accuracy, per-class scores and confusion matrix",
+        f"{PROG} evaluate runs/keras-example-20261121-101500",
+        cmd_evaluate,
+    )
     p.add_argument("model", metavar="RUN_DIR|MODEL.keras")
     _add_data_options(p, default_dataset=None)
 
-    p = _command(sub, "predict", "predict test-set digits and save each as a titled PNG",
-                 f"{PROG} predict runs/keras-example-20261121-101500 --index 0 --index 7",
-                 cmd_predict)
+    p = _command(
+        sub,
+        "predict",
+        "predict test-set digits and save each as a titled PNG",
+        f"{PROG} predict runs/keras-example-20261121-101500 --index 0 --index 7",
+        cmd_predict,
+    )
     p.add_argument("model", metavar="RUN_DIR|MODEL.keras")
-    p.add_argument("--index", type=int, action="append", default=[], metavar="N",
-                   help="a test-set index; repeat for more")
+    p.add_argument(
+        "--index",
+        type=int,
+        action="append",
+        default=[],
+        metavar="N",
+        help="a test-set index; repeat for more",
+    )
     p.add_argument("--out", help="folder for the PNGs (default: predictions/ beside the model)")
     _add_data_options(p, default_dataset=None)
     return parser

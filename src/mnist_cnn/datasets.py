@@ -124,8 +124,16 @@ DATASETS: dict[str, DatasetSpec] = {
                 "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
             ),
             classes=(
-                "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
             ),
         ),
         DatasetSpec(

@@ -37,7 +37,9 @@ def evaluate(probabilities: np.ndarray, labels: np.ndarray) -> dict:
         true_positive, predicted_count, out=np.zeros(classes), where=predicted_count > 0
     )
     denominator = precision + recall
-    f1 = np.divide(2 * precision * recall, denominator, out=np.zeros(classes), where=denominator > 0)
+    f1 = np.divide(
+        2 * precision * recall, denominator, out=np.zeros(classes), where=denominator > 0
+    )
     return {
         "test_loss": float(-np.log(np.clip(picked, EPSILON, 1.0)).mean()),
         "test_accuracy": float((predicted == labels).mean()),

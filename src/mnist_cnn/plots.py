@@ -93,8 +93,15 @@ def confusion_heatmap(matrix, path) -> None:
         for (r, c), n in np.ndenumerate(matrix):
             if n:
                 dark = shown[r, c] > shown.max() * 0.6
-                ax.text(c, r, str(n), ha="center", va="center", fontsize=7,
-                        color="white" if dark else "black")
+                ax.text(
+                    c,
+                    r,
+                    str(n),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if dark else "black",
+                )
         ax.set_xticks(range(len(matrix)))
         ax.set_yticks(range(len(matrix)))
         ax.set_xlabel("predicted")

@@ -1,11 +1,11 @@
 """The run directory: where `train` writes a run and where every other command reads it.
 
-    runs/NAME-YYYYmmdd-HHMMSS/
-        config.json   every setting, the seed, versions
-        history.csv   one row per epoch
-        model.keras   the trained model
-        metrics.json  test metrics and the confusion matrix
-        plots/*.png   the pictures
+runs/NAME-YYYYmmdd-HHMMSS/
+    config.json   every setting, the seed, versions
+    history.csv   one row per epoch
+    model.keras   the trained model
+    metrics.json  test metrics and the confusion matrix
+    plots/*.png   the pictures
 """
 
 from __future__ import annotations
@@ -44,8 +44,10 @@ def new_run_dir(out: str | os.PathLike, name: str) -> Path:
             except FileExistsError:
                 continue
     except OSError as exc:
-        raise RunError(f"cannot create a run directory under {out}: {exc.strerror}; "
-                       f"choose a writable folder with --out") from None
+        raise RunError(
+            f"cannot create a run directory under {out}: {exc.strerror}; "
+            f"choose a writable folder with --out"
+        ) from None
     raise RunError(f"too many runs named {name}-{stamp} under {out}")
 
 

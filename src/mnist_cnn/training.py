@@ -155,7 +155,10 @@ def train(config: TrainConfig) -> RunResult:
     validation_data = (
         None
         if validation is None
-        else (datasets.normalise(validation[0]), _labels_for(settings["loss"], validation[1], classes))
+        else (
+            datasets.normalise(validation[0]),
+            _labels_for(settings["loss"], validation[1], classes),
+        )
     )
     model = entry.build()
     _compile(model, settings)
@@ -176,8 +179,9 @@ def train(config: TrainConfig) -> RunResult:
 
     probabilities = evaluation.predict_probabilities(model, x_test)
     metrics = evaluation.evaluate(probabilities, y_test)
-    metrics.update(train_seconds=train_seconds, epochs=settings["epochs"],
-                   parameters=int(model.count_params()))
+    metrics.update(
+        train_seconds=train_seconds, epochs=settings["epochs"], parameters=int(model.count_params())
+    )
     atomic_write_json(run_dir / rundir.METRICS, metrics)
     write_plots(run_dir, x_train, y_train, x_test, y_test, probabilities, history.rows, spec)
     return RunResult(run_dir, entry.name, settings["epochs"], metrics, train_seconds, history.rows)
@@ -190,8 +194,10 @@ def write_plots(run_dir: Path, x_train, y_train, x_test, y_test, probabilities, 
     plots.sample_grid(x_train, y_train, folder / "samples.png", classes)
     plots.training_curves(history, folder / "training_curves.png")
     picks = np.random.default_rng(0).choice(len(x_test), PREVIEW_SAMPLES, replace=False)
-    plots.prediction_grid(x_test[picks], y_test[picks], probabilities[picks],
-                          folder / "predictions.png")
-    metrics_matrix = evaluation.confusion_matrix(y_test, probabilities.argmax(axis=1),
-                                                 probabilities.shape[1])
+    plots.prediction_grid(
+        x_test[picks], y_test[picks], probabilities[picks], folder / "predictions.png"
+    )
+    metrics_matrix = evaluation.confusion_matrix(
+        y_test, probabilities.argmax(axis=1), probabilities.shape[1]
+    )
     plots.confusion_heatmap(metrics_matrix, folder / "confusion_matrix.png")

@@ -1,0 +1,79 @@
+"""Shared fixtures: the real command, a real HTTP server on 127.0.0.1, one trained run."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+COMMAND = str(Path(sys.executable).with_name("mnist-cnn"))
+
+
+def run_cli(*args: str, env: dict | None = None, cwd=None, timeout: int = 600):
+    """Run the installed `mnist-cnn` command for real; return the CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [COMMAND, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout
+    )
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """Real MNIST, loaded once."""
+    from mnist_cnn.datasets import load_dataset
+
+    return load_dataset("mnist")
+
+
+@pytest.fixture
+def http_server():
+    """Start a static file server for a folder on 127.0.0.1; yields `serve(folder) -> url`."""
+    servers = []
+
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    def serve(folder: Path) -> str:
+        handler = functools.partial(QuietHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> dict:
+    """A short real training run through the command: 1 epoch on 6000 digits."""
+    out = tmp_path_factory.mktemp("runs")
+    result = run_cli(
+        "train",
+        "conv32-conv64-dense128",
+        "--limit",
+        "6000",
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    summary = last_json(result.stdout)
+    summary["stdout"], summary["stderr"] = result.stdout, result.stderr
+    return summary

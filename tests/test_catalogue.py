@@ -1,0 +1,88 @@
+"""Every catalogue entry builds with its documented layers and parameter count."""
+
+from __future__ import annotations
+
+import pytest
+
+from mnist_cnn.backend import import_keras
+
+import_keras()
+
+from mnist_cnn import catalogue  # noqa: E402
+
+# (layer types in order, trainable parameters), worked out by hand from each source.
+EXPECTED = {
+    "conv32-conv64-dropout": (
+        ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dropout", "Dense"],
+        320 + 18_496 + 1_600 * 10 + 10,
+    ),
+    "conv28-dense128": (
+        ["Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dropout", "Dense"],
+        280 + 13 * 13 * 28 * 128 + 128 + 1_290,
+    ),
+    "conv64-conv32": (
+        ["Conv2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense"],
+        640 + 18_464 + 12 * 12 * 32 * 10 + 10,
+    ),
+    "conv6-dense128": (
+        ["Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"],
+        60 + 14 * 14 * 6 * 128 + 128 + 1_290,
+    ),
+    "conv32-conv64-dense128": (
+        ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"],
+        320 + 18_496 + 1_600 * 128 + 128 + 1_290,
+    ),
+    "keras-example": (
+        ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dropout", "Dense"],
+        34_826,
+    ),
+    "lenet5": (
+        [
+            "Conv2D",
+            "AveragePooling2D",
+            "Conv2D",
+            "AveragePooling2D",
+            "Flatten",
+            "Dense",
+            "Dense",
+            "Dense",
+        ],
+        156 + 2_416 + 400 * 120 + 120 + 10_164 + 850,
+    ),
+}
+
+
+def test_every_documented_entry_is_in_the_catalogue():
+    assert set(EXPECTED) <= set(catalogue.ENTRIES)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_entry_builds_as_documented(name):
+    layer_types, parameters = EXPECTED[name]
+    model = catalogue.get_entry(name).build()
+    assert [type(layer).__name__ for layer in model.layers] == layer_types
+    assert model.count_params() == parameters
+    assert model.input_shape == (None, 28, 28, 1)
+    assert model.output_shape == (None, 10)
+    assert model.layers[-1].get_config()["activation"] == "softmax"
+
+
+def test_published_recipes():
+    recipe = catalogue.get_entry("keras-example").recipe
+    assert (recipe.epochs, recipe.batch_size, recipe.validation_split) == (15, 128, 0.1)
+    recipe = catalogue.get_entry("conv32-conv64-dropout").recipe
+    assert (recipe.epochs, recipe.batch_size, recipe.validation_split) == (10, 32, 0.3)
+    assert catalogue.get_entry("conv28-dense128").recipe.epochs == 1
+    assert catalogue.get_entry("conv6-dense128").recipe.batch_size == 100
+
+
+@pytest.mark.parametrize("name", sorted(catalogue.ENTRIES))
+def test_no_entry_validates_on_the_test_set(name):
+    entry = catalogue.get_entry(name)
+    assert 0 < entry.recipe.validation_split < 1
+    assert "of train" in entry.validation_note
+
+
+def test_unknown_name_lists_the_catalogue():
+    with pytest.raises(catalogue.UnknownModelError, match="keras-example"):
+        catalogue.get_entry("resnet")
