@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .atomic import atomic_write_bytes  # noqa: E402
 
@@ -64,6 +65,7 @@ def training_curves(history: list[dict], path) -> None:
             if history and f"val_{metric}" in history[0]:
                 ax.plot(epochs, [row[f"val_{metric}"] for row in history], "o-", label="validation")
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(metric)
             ax.grid(alpha=0.3)
             ax.legend()
