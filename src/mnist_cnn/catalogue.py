@@ -32,7 +32,9 @@ class Recipe:
     validation_split: float
     loss: str  # "sparse" (integer labels) or "categorical" (one-hot labels)
     optimizer: str = "adam"
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-3  # the peak rate, under a schedule
+    schedule: str = "constant"  # or "one-cycle": linear warm-up, then cosine decay to zero
+    warmup: float = 0.0  # fraction of all steps spent warming up, for "one-cycle"
 
 
 @dataclass(frozen=True)

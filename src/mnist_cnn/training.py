@@ -8,6 +8,7 @@ test set once at the end. Every setting and version goes into config.json.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from .atomic import atomic_write_json
 from .backend import versions
 
 PREVIEW_SAMPLES = 16
+ONE_CYCLE_START_DIVISOR = 25  # one-cycle starts at peak/25 (as in Smith's and PyTorch's)
 
 
 class TrainingError(Exception):
@@ -114,21 +116,38 @@ def _labels_for(loss: str, y: np.ndarray, classes: int) -> np.ndarray:
     return keras.utils.to_categorical(y, classes) if loss == "categorical" else y
 
 
-def _compile(model, settings: dict) -> None:
+def learning_rate(settings: dict, steps_per_epoch: int):
+    """A constant rate, or Keras's CosineDecay with a linear warm-up (a one-cycle schedule)."""
+    if settings["schedule"] == "constant":
+        return settings["learning_rate"]
+    total = settings["epochs"] * steps_per_epoch
+    warmup = int(total * settings["warmup"])
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=settings["learning_rate"] / ONE_CYCLE_START_DIVISOR,
+        decay_steps=max(1, total - warmup),
+        warmup_target=settings["learning_rate"],
+        warmup_steps=warmup,
+    )
+
+
+def _compile(model, settings: dict, steps_per_epoch: int) -> None:
     optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
     losses = {
         "sparse": "sparse_categorical_crossentropy",
         "categorical": "categorical_crossentropy",
     }
     model.compile(
-        optimizer=optimizers[settings["optimizer"]](learning_rate=settings["learning_rate"]),
+        optimizer=optimizers[settings["optimizer"]](learning_rate(settings, steps_per_epoch)),
         loss=losses[settings["loss"]],
         metrics=["accuracy"],
     )
 
 
-def train(config: TrainConfig) -> RunResult:
-    """Train one catalogue entry and write its complete run directory."""
+def train(config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = ()) -> RunResult:
+    """Train one catalogue entry and write its complete run directory.
+
+    `callbacks` run after ours at every epoch (benchmarks use them to watch progress).
+    """
     entry = catalogue.get_entry(config.model)
     settings = resolve_settings(config)
     spec = datasets.get_spec(config.dataset)
@@ -161,7 +180,7 @@ def train(config: TrainConfig) -> RunResult:
         )
     )
     model = entry.build()
-    _compile(model, settings)
+    _compile(model, settings, steps_per_epoch=-(-len(x_fit) // settings["batch_size"]))
     history = HistoryWriter(run_dir / rundir.HISTORY)
 
     started = time.perf_counter()
@@ -171,7 +190,7 @@ def train(config: TrainConfig) -> RunResult:
         batch_size=settings["batch_size"],
         epochs=settings["epochs"],
         validation_data=validation_data,
-        callbacks=[history],
+        callbacks=[history, *callbacks],
         verbose=config.verbose,
     )
     train_seconds = time.perf_counter() - started
