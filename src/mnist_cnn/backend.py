@@ -9,6 +9,7 @@ MNIST_CNN_DEBUG=1) keeps them.
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import os
 import platform
 import sys
@@ -32,6 +33,8 @@ def import_keras(quiet: bool = True):
         import keras
 
         keras.ops.convert_to_tensor(0.0)  # loads the backend's kernels (more start-up noise)
+        if keras.backend.backend() != "tensorflow" and importlib.util.find_spec("tensorflow"):
+            import tensorflow  # noqa: F401  Keras loads it later for tf.data; load it quietly now
     finally:
         os.dup2(saved, 2)
         os.close(saved)
