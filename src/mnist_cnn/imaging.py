@@ -1,0 +1,202 @@
+"""Any image of a handwritten digit to an MNIST-style 28x28 digit.
+
+Models trained on MNIST fail on people's own digits mostly because the input does not look
+like MNIST. MNIST digits are white ink on black, fitted into a 20x20 box with their aspect
+ratio kept, anti-aliased, and placed in 28x28 so that their centre of mass sits at the
+centre. `to_mnist` repeats those steps on any image (a phone photo of paper, a canvas, a
+scan), and keeps each intermediate image so a person can see what the model saw.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
+
+SIZE = 28  # MNIST's canvas
+BOX = 20  # MNIST fits each digit into a 20x20 box
+CENTRE = 14.0  # where MNIST's centres of mass sit (measured: 14.00, 14.01 over 20k digits)
+MAX_PIXELS = 64_000_000  # anything larger is refused before it is decoded (decompression bombs)
+MIN_CONTRAST = 40  # ink must stand this far (of 255) above the background, else "no digit"
+MIN_INK_PIXELS = 4
+WORKING_SIDE = 400  # large photos are reduced to about this size before the pixel work
+
+
+class ImageError(Exception):
+    """An input that is not a usable image of a digit; the message says which and why."""
+
+
+@dataclass
+class Preprocessed:
+    """The MNIST-style digit (uint8, 28x28, white on black) and the steps that made it."""
+
+    image: np.ndarray
+    steps: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+Source = str | os.PathLike | bytes | Image.Image | np.ndarray
+
+
+def open_image(source: Source, name: str | None = None) -> Image.Image:
+    """Open a path, bytes, PIL image or array as a PIL image, refusing bombs before decoding."""
+    label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
+    if isinstance(source, Image.Image):
+        image = source
+    elif isinstance(source, np.ndarray):
+        return _from_array(source, label)
+    else:
+        try:
+            stream = io.BytesIO(source) if isinstance(source, bytes) else Path(source).open("rb")
+        except OSError as exc:
+            raise ImageError(f"{label}: cannot read ({exc.strerror})") from None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(stream)
+        except (
+            UnidentifiedImageError,
+            Image.DecompressionBombError,
+            Image.DecompressionBombWarning,
+        ) as exc:
+            if isinstance(exc, UnidentifiedImageError):
+                raise ImageError(f"{label}: not an image (or an unsupported format)") from None
+            raise ImageError(f"{label}: declared size is too large to decode safely") from None
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise ImageError(f"{label}: not a readable image ({exc})") from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{label}: {width}x{height} is larger than {MAX_PIXELS // 1_000_000} megapixels; "
+            "refused before decoding (shrink it first)"
+        )
+    if width < 1 or height < 1:
+        raise ImageError(f"{label}: the image is empty ({width}x{height})")
+    try:
+        image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{label}: the image data is damaged or truncated ({exc})") from None
+    return image
+
+
+def _from_array(array: np.ndarray, label: str) -> Image.Image:
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or array.size == 0:
+        raise ImageError(f"{label}: expected a 2-D grey or 3-D colour array, got {array.shape}")
+    if array.dtype == np.uint8:
+        return Image.fromarray(array)
+    values = array.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise ImageError(f"{label}: the array holds NaN or infinite values")
+    top = 1.0 if values.max() <= 1.0 else (255.0 if values.max() <= 255 else 65535.0)
+    return Image.fromarray(np.clip(values / top * 255.0, 0, 255).astype(np.uint8))
+
+
+def grey(image: Image.Image) -> np.ndarray:
+    """Float grey levels in 0..255; transparent pixels become background, 16-bit is scaled."""
+    image = ImageOps.exif_transpose(image) or image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if values.max() > 255 else 255.0
+        return np.clip(values / top * 255.0, 0, 255)
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    if not has_alpha:
+        return np.asarray(image.convert("L"), dtype=np.float64)
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float64)
+    alpha = rgba[..., 3] / 255.0
+    levels = np.asarray(Image.fromarray(rgba[..., :3].astype(np.uint8)).convert("L"), np.float64)
+    if alpha.max() == 0:
+        return np.zeros(alpha.shape)
+    # The background is whatever the visible ink is not: light behind dark ink, and vice versa.
+    ink_level = np.average(levels, weights=alpha + 1e-12)
+    background = 255.0 if ink_level < 128 else 0.0
+    return alpha * levels + (1 - alpha) * background
+
+
+def _reduce(values: np.ndarray) -> np.ndarray:
+    """Shrink a large photo (area-averaging) so the pixel work stays cheap."""
+    scale = WORKING_SIDE / max(values.shape)
+    if scale >= 1:
+        return values
+    size = (max(1, round(values.shape[1] * scale)), max(1, round(values.shape[0] * scale)))
+    return np.asarray(Image.fromarray(values.astype(np.float32), "F").resize(size, Image.BOX))
+
+
+def ink(values: np.ndarray) -> np.ndarray:
+    """White-on-black ink in 0..255 with the (possibly uneven) background removed."""
+    height, width = values.shape
+    rim = np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
+    if np.median(rim) > 127:  # light paper: MNIST wants light ink on dark
+        values = 255.0 - values
+    # Background: erase the ink with a minimum filter wider than a stroke, then smooth.
+    window = max(3, min(height, width) // 6)
+    background = ndimage.uniform_filter(ndimage.minimum_filter(values, size=window), size=window)
+    return np.clip(values - background, 0, None)
+
+
+def _otsu(values: np.ndarray) -> float:
+    histogram, edges = np.histogram(values, bins=64, range=(0, max(values.max(), 1e-6)))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight = np.cumsum(histogram)
+    mean = np.cumsum(histogram * centres)
+    total, total_mean = weight[-1], mean[-1]
+    between = np.zeros(len(histogram))
+    valid = (weight > 0) & (weight < total)
+    w0, m0 = weight[valid], mean[valid]
+    between[valid] = (total_mean * w0 - m0 * total) ** 2 / (w0 * (total - w0))
+    return float(centres[np.argmax(between)])
+
+
+def ink_mask(strokes: np.ndarray, label: str = "image") -> tuple[np.ndarray, float]:
+    """Which pixels are ink, and the threshold; "no digit found" if nothing stands out."""
+    contrast = np.percentile(strokes, 99.9) - np.median(strokes)
+    if contrast < MIN_CONTRAST:
+        raise ImageError(f"{label}: no digit found (the image is blank or too faint)")
+    threshold = _otsu(strokes)
+    mask = strokes >= threshold
+    if mask.sum() < MIN_INK_PIXELS:
+        raise ImageError(f"{label}: no digit found (too little ink)")
+    return mask, threshold
+
+
+def fit_and_centre(strokes: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scale cropped ink into 20x20 (aspect kept, anti-aliased) and centre its mass in 28x28."""
+    levels = np.clip((strokes - threshold / 2) / max(strokes.max() - threshold / 2, 1e-6), 0, 1)
+    height, width = levels.shape
+    scale = BOX / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    fitted = np.asarray(
+        Image.fromarray((levels * 255).astype(np.float32), "F").resize(size, Image.LANCZOS)
+    )
+    fitted = np.clip(fitted, 0, 255)
+    canvas = np.zeros((SIZE, SIZE), dtype=np.float64)
+    top, left = (SIZE - size[1]) // 2, (SIZE - size[0]) // 2
+    canvas[top : top + size[1], left : left + size[0]] = fitted
+    row, col = ndimage.center_of_mass(canvas)
+    shift = (round(CENTRE - row), round(CENTRE - col))
+    centred = ndimage.shift(canvas, shift, order=0, mode="constant", cval=0.0)
+    return fitted, np.clip(np.rint(centred), 0, 255).astype(np.uint8)
+
+
+def to_mnist(source: Source, name: str | None = None) -> Preprocessed:
+    """Turn any image of one digit into an MNIST-style 28x28 uint8 digit.
+
+    Steps (each kept in `steps`): grey, ink (polarity fixed, background removed),
+    crop (to the ink), fitted (20x20 box), and the final centred 28x28 image.
+    """
+    label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
+    grey_levels = _reduce(grey(open_image(source, label)))
+    strokes = ink(grey_levels)
+    mask, threshold = ink_mask(strokes, label)
+    rows, cols = np.nonzero(mask)
+    crop = strokes[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    fitted, digit = fit_and_centre(crop, threshold)
+    steps = {"grey": grey_levels, "ink": strokes, "crop": crop, "fitted": fitted, "mnist": digit}
+    return Preprocessed(image=digit, steps=steps)

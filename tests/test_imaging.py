@@ -1,0 +1,130 @@
+"""Any image to an MNIST-style digit: polarity, background, crop, fit, centre, and refusals."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnist_cnn import imaging
+from mnist_cnn.imaging import ImageError, to_mnist
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _correlation(a, b) -> float:
+    return float(np.corrcoef(np.ravel(a).astype(float), np.ravel(b).astype(float))[0, 1])
+
+
+def _mass_centre(image) -> tuple[float, float]:
+    from scipy import ndimage
+
+    return ndimage.center_of_mass(image.astype(float))
+
+
+def test_mnist_digits_pass_through_almost_unchanged(mnist):
+    _, (x_test, _) = mnist
+    scores = [_correlation(to_mnist(x_test[i]).image, x_test[i]) for i in range(300)]
+    assert np.median(scores) > 0.97
+
+
+def test_dark_ink_on_light_paper_off_centre_on_a_big_canvas(mnist):
+    digit = mnist[1][0][0]
+    canvas = np.full((400, 300), 230, np.uint8)
+    big = np.asarray(Image.fromarray(255 - digit).resize((140, 140), Image.BICUBIC))
+    canvas[20:160, 140:280] = np.minimum(canvas[20:160, 140:280], big)
+    result = to_mnist(Image.fromarray(canvas))
+    assert result.image.shape == (28, 28) and result.image.dtype == np.uint8
+    assert _correlation(result.image, digit) > 0.8
+    row, col = _mass_centre(result.image)
+    assert abs(row - 14) <= 0.75 and abs(col - 14) <= 0.75
+    assert set(result.steps) == {"grey", "ink", "crop", "fitted", "mnist"}
+    assert max(result.steps["fitted"].shape) == 20
+
+
+def test_uneven_lighting_is_removed(mnist):
+    digit = mnist[1][0][1].astype(float)
+    big = np.asarray(Image.fromarray(digit.astype(np.uint8)).resize((112, 112), Image.BICUBIC))
+    gradient = np.linspace(120, 250, 200)[None, :] * np.ones((200, 1))
+    photo = gradient.copy()
+    photo[40:152, 50:162] -= big.astype(float) * 0.45
+    result = to_mnist(np.clip(photo, 0, 255).astype(np.uint8))
+    assert _correlation(result.image, mnist[1][0][1]) > 0.8
+
+
+def test_rgba_with_transparent_background(mnist):
+    digit = mnist[1][0][2]
+    rgba = np.zeros((28, 28, 4), np.uint8)
+    rgba[..., 3] = digit  # black ink whose opacity is the digit; the rest is transparent
+    result = to_mnist(_png(Image.fromarray(rgba, "RGBA")))
+    assert _correlation(result.image, digit) > 0.9
+
+
+def test_sixteen_bit_grey(mnist):
+    digit = mnist[1][0][3].astype(np.uint16) * 257
+    image = Image.fromarray(digit)
+    assert image.mode == "I;16"
+    result = to_mnist(_png(image))
+    assert _correlation(result.image, mnist[1][0][3]) > 0.95
+
+
+@pytest.mark.parametrize("level", [0, 255, 128])
+def test_blank_pages_have_no_digit(level):
+    with pytest.raises(ImageError, match="no digit found"):
+        to_mnist(np.full((60, 80), level, np.uint8))
+
+
+@pytest.mark.parametrize("data", [b"", b"hello, not an image", b"\x89PNG\r\n\x1a\n"])
+def test_not_an_image(data):
+    with pytest.raises(ImageError, match="not an image|not a readable image|empty"):
+        to_mnist(data, name="upload.png")
+
+
+def test_declared_bomb_is_refused_before_decoding():
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0))
+    bomb = (
+        b"\x89PNG\r\n\x1a\n"
+        + header
+        + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+        + chunk(b"IEND", b"")
+    )
+    with pytest.raises(ImageError, match="too large"):
+        to_mnist(bomb, name="bomb.png")
+
+
+def test_truncated_jpeg(mnist):
+    buffer = io.BytesIO()
+    Image.fromarray(np.kron(mnist[1][0][0], np.ones((8, 8), np.uint8))).save(buffer, "JPEG")
+    with pytest.raises(ImageError, match="damaged or truncated"):
+        to_mnist(buffer.getvalue()[: len(buffer.getvalue()) // 2], name="cut.jpg")
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (1, 1)])
+def test_degenerate_arrays(shape):
+    with pytest.raises(ImageError):
+        to_mnist(np.zeros(shape, np.uint8))
+
+
+def test_every_format_is_read(tmp_path, mnist):
+    digit = 255 - np.kron(mnist[1][0][4], np.ones((4, 4), np.uint8))
+    for fmt in ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP"):
+        path = tmp_path / f"digit.{fmt.lower()}"
+        Image.fromarray(digit).save(path, fmt)
+        assert _correlation(to_mnist(path).image, mnist[1][0][4]) > 0.85, fmt
+
+
+def test_max_pixels_is_reasonable():
+    assert imaging.MAX_PIXELS >= 48_000_000  # a 48-megapixel phone photo still works
