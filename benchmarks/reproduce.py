@@ -2,9 +2,10 @@
 
 Trains each entry through the same `train()` as `mnist-cnn train`, once per seed, and
 prints a Markdown table: parameters, epochs, test accuracy (mean and range over the
-seeds) and the median seconds per epoch. Never part of the test run.
+seeds) and the median seconds per epoch. A published result is one run; ours is judged
+by the mean over the seeds. Never part of the test run.
 
-    python benchmarks/reproduce.py [--seeds 1 2 3] [--models NAME ...] [--out FILE]
+    python benchmarks/reproduce.py [--seeds 1 2 3 4 5] [--models NAME ...] [--out FILE]
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ PUBLISHED_BAR = {
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--models", nargs="+", default=list(catalogue.ENTRIES))
     parser.add_argument("--out", help="also write the table to this Markdown file")
     args = parser.parse_args()
@@ -54,10 +55,11 @@ def main() -> int:
                     flush=True,
                 )
             bar = PUBLISHED_BAR.get(name)
-            verdict = "—" if bar is None else ("yes" if min(accuracies) >= bar else "NO")
+            mean = statistics.mean(accuracies)
+            verdict = "—" if bar is None else ("yes" if mean >= bar else f"NO ({mean:.3%})")
             rows.append(
                 f"| `{name}` | {result.metrics['parameters']:,} | {result.epochs} "
-                f"| {statistics.mean(accuracies):.2%} "
+                f"| {mean:.2%} "
                 f"| {min(accuracies):.2%}–{max(accuracies):.2%} "
                 f"| {catalogue.get_entry(name).published} "
                 f"| {'—' if bar is None else f'{bar:.2%}'} | {verdict} "
@@ -71,7 +73,7 @@ def main() -> int:
         f"{(time.time() - started) / 60:.0f} min in all.",
         "",
         "| model | parameters | epochs | test accuracy (mean) | range | published "
-        "| bar | min ≥ bar | s/epoch (median) |",
+        "| bar | mean ≥ bar | s/epoch (median) |",
         "| --- | ---: | ---: | ---: | ---: | --- | ---: | :---: | ---: |",
         *rows,
     ]

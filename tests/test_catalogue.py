@@ -36,6 +36,10 @@ EXPECTED = {
         ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dropout", "Dense"],
         34_826,
     ),
+    "fast": (
+        ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"],
+        624 + 6_944 + 800 * 256 + 256 + 2_570,
+    ),
     "lenet5": (
         [
             "Conv2D",

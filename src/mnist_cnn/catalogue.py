@@ -35,6 +35,7 @@ class Recipe:
     learning_rate: float = 1e-3  # the peak rate, under a schedule
     schedule: str = "constant"  # or "one-cycle": linear warm-up, then cosine decay to zero
     warmup: float = 0.0  # fraction of all steps spent warming up, for "one-cycle"
+    steps_per_execution: int = 1  # batches per compiled call; more hides per-step overhead
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,20 @@ def lenet5() -> keras.Model:
     )
 
 
+def fast() -> keras.Model:
+    """Ours: the quickest way to 99% on a CPU (after train_mnist_fast's small network)."""
+    return _sequential(
+        "fast",
+        layers.Conv2D(24, 5, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(32, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(256, activation="relu"),
+        layers.Dense(NUM_CLASSES, activation="softmax"),
+    )
+
+
 _HELD_OUT_NOTE = f"last {HELD_OUT:.0%} of train"
 
 ENTRIES: dict[str, Entry] = {
@@ -225,6 +240,24 @@ ENTRIES: dict[str, Entry] = {
             source="LeCun et al. 1998, adapted (Adam instead of its SGD schedule)",
             published="~99.2% test",
             validation_note=f"{_HELD_OUT_NOTE} (published: none)",
+        ),
+        Entry(
+            name="fast",
+            summary="Conv24 5x5, Pool, Conv32, Pool, Flatten, Dense256, Dense10",
+            build=fast,
+            recipe=Recipe(
+                epochs=2,
+                batch_size=128,
+                validation_split=0.05,
+                loss="sparse",
+                learning_rate=4e-3,
+                schedule="one-cycle",
+                warmup=0.25,
+                steps_per_execution=8,
+            ),
+            source="ours: small net, one-cycle Adam, data in memory (after train_mnist_fast)",
+            published="99% test in one GPU epoch (train_mnist_fast)",
+            validation_note="last 5% of train",
         ),
     )
 }

@@ -140,6 +140,7 @@ def _compile(model, settings: dict, steps_per_epoch: int) -> None:
         optimizer=optimizers[settings["optimizer"]](learning_rate(settings, steps_per_epoch)),
         loss=losses[settings["loss"]],
         metrics=["accuracy"],
+        steps_per_execution=settings["steps_per_execution"],
     )
 
 
