@@ -116,6 +116,16 @@ def _labels_for(loss: str, y: np.ndarray, classes: int) -> np.ndarray:
     return keras.utils.to_categorical(y, classes) if loss == "categorical" else y
 
 
+def build(entry: catalogue.Entry, precision: str) -> keras.Model:
+    """Build an entry under its dtype policy (e.g. mixed bf16); the global policy is restored."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        return entry.build()
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
 def learning_rate(settings: dict, steps_per_epoch: int):
     """A constant rate, or Keras's CosineDecay with a linear warm-up (a one-cycle schedule)."""
     if settings["schedule"] == "constant":
@@ -133,8 +143,10 @@ def learning_rate(settings: dict, steps_per_epoch: int):
 def _compile(model, settings: dict, steps_per_epoch: int) -> None:
     optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
     losses = {
-        "sparse": "sparse_categorical_crossentropy",
-        "categorical": "categorical_crossentropy",
+        "sparse": keras.losses.SparseCategoricalCrossentropy(),
+        "categorical": keras.losses.CategoricalCrossentropy(
+            label_smoothing=settings["label_smoothing"]
+        ),
     }
     model.compile(
         optimizer=optimizers[settings["optimizer"]](learning_rate(settings, steps_per_epoch)),
@@ -180,7 +192,7 @@ def train(config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = (
             _labels_for(settings["loss"], validation[1], classes),
         )
     )
-    model = entry.build()
+    model = build(entry, settings["precision"])
     _compile(model, settings, steps_per_epoch=-(-len(x_fit) // settings["batch_size"]))
     history = HistoryWriter(run_dir / rundir.HISTORY)
 
