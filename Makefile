@@ -3,7 +3,7 @@
 VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
-MODEL  ?= keras-example
+MODEL  ?= fast
 
 .PHONY: run test lint clean
 
