@@ -161,3 +161,13 @@ def test_no_mirror_reachable_names_the_file_and_the_fix(tmp_path):
     message = str(caught.value)
     assert "train-images-idx3-ubyte.gz" in message and "MNIST_CNN_DATA" in message
     assert not any(Path(tmp_path, "mnist").iterdir())
+
+
+def test_downloaded_files_follow_the_umask(tmp_path, http_server):
+    from mnist_cnn.atomic import FILE_MODE
+
+    served = tmp_path / "served"
+    datasets.write_idx(served / "labels.gz", np.arange(10, dtype=np.uint8))
+    file = DataFile("labels.gz", datasets.sha256_of(served / "labels.gz"))
+    path = datasets.download_file(file, tmp_path / "cache", [http_server(served)], progress=False)
+    assert path.stat().st_mode & 0o777 == FILE_MODE

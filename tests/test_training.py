@@ -89,3 +89,12 @@ def test_same_seed_same_model(tmp_path):
 def test_bad_settings_name_the_option(override, message):
     with pytest.raises(TrainingError, match=message):
         resolve_settings(TrainConfig(model="keras-example", **override))
+
+
+def test_run_files_are_readable_by_others(trained_run):
+    """Atomic writes go through private temp files; the results must still follow the umask."""
+    from mnist_cnn.atomic import FILE_MODE
+
+    for path in Path(trained_run["run_dir"]).rglob("*"):
+        if path.is_file():
+            assert path.stat().st_mode & 0o777 == FILE_MODE, path

@@ -12,6 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp's private 0600 is too tight
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` on a temporary path beside `path`, then rename it into place.
 
@@ -27,6 +36,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
         write(tmp)
         with tmp.open("rb+") as f:
             os.fsync(f.fileno())
+        tmp.chmod(FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

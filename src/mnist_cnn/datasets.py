@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write_bytes
+from .atomic import FILE_MODE, atomic_write_bytes
 
 DATA_ENV = "MNIST_CNN_DATA"
 OFFLINE_ENV = "MNIST_CNN_OFFLINE"
@@ -291,6 +291,7 @@ def download_file(
                             bar.update(len(chunk))
                     out.flush()
                     os.fsync(out.fileno())
+                    os.fchmod(out.fileno(), FILE_MODE)
                 if bar is not None:
                     bar.close()
             if digest.hexdigest() != file.sha256:
