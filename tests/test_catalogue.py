@@ -40,6 +40,16 @@ EXPECTED = {
         ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"],
         624 + 6_944 + 800 * 256 + 256 + 2_570,
     ),
+    "best": (
+        ["RandomRotation", "RandomZoom", "RandomTranslation"]
+        + ["Conv2D", "BatchNormalization", "ReLU"] * 3
+        + ["Dropout"]
+        + ["Conv2D", "BatchNormalization", "ReLU"] * 3
+        + ["Dropout", "Conv2D", "BatchNormalization", "ReLU", "Flatten", "Dropout", "Dense"],
+        (288 + 9_216 + 25_600 + 18_432 + 36_864 + 102_400 + 131_072)  # convolutions, no bias
+        + 4 * (3 * 32 + 3 * 64 + 128)  # batch norm: gamma, beta, moving mean and variance
+        + 1_290,
+    ),
     "lenet5": (
         [
             "Conv2D",

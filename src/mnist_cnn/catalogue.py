@@ -38,6 +38,7 @@ class Recipe:
     steps_per_execution: int = 1  # batches per compiled call; more hides per-step overhead
     label_smoothing: float = 0.0  # with the "categorical" loss
     precision: str = "float32"  # a Keras dtype policy, e.g. "mixed_bfloat16"
+    select_best: bool = False  # keep the epoch with the best validation accuracy
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,40 @@ def fast() -> keras.Model:
     )
 
 
+def best() -> keras.Model:
+    """Ours: the most accurate single model. Augmentation lives in the model (training only).
+
+    The strongly augmented CNN of C. Deotte's Kaggle study (99.64% mean over 100 runs):
+    stacked 3x3 convolutions with batch norm, learnable 5x5 stride-2 downsampling, dropout.
+    """
+
+    def conv(filters: int, kernel: int, **kwargs) -> list[layers.Layer]:
+        return [
+            layers.Conv2D(filters, kernel, use_bias=False, **kwargs),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+        ]
+
+    return _sequential(
+        "best",
+        layers.RandomRotation(10 / 360, fill_mode="constant"),
+        layers.RandomZoom(0.1, fill_mode="constant"),
+        layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),
+        *conv(32, 3),
+        *conv(32, 3),
+        *conv(32, 5, strides=2, padding="same"),
+        layers.Dropout(0.4),
+        *conv(64, 3),
+        *conv(64, 3),
+        *conv(64, 5, strides=2, padding="same"),
+        layers.Dropout(0.4),
+        *conv(128, 4),
+        layers.Flatten(),
+        layers.Dropout(0.4),
+        layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
+    )
+
+
 _HELD_OUT_NOTE = f"last {HELD_OUT:.0%} of train"
 
 ENTRIES: dict[str, Entry] = {
@@ -264,6 +299,27 @@ ENTRIES: dict[str, Entry] = {
             "bf16",
             published="99% test in one GPU epoch (train_mnist_fast)",
             validation_note="last 5% of train",
+        ),
+        Entry(
+            name="best",
+            summary="augment; Conv32 x2, Conv32 5x5/2, Conv64 x2, Conv64 5x5/2, Conv128 4x4; BN",
+            build=best,
+            recipe=Recipe(
+                epochs=20,
+                batch_size=128,
+                validation_split=0.05,
+                loss="categorical",
+                label_smoothing=0.1,
+                learning_rate=3e-3,
+                schedule="one-cycle",
+                warmup=0.2,
+                steps_per_execution=8,
+                select_best=True,
+            ),
+            source="ours: Deotte's augmented CNN, one-cycle Adam, label smoothing, "
+            "best epoch by validation",
+            published="99.64% mean single model, 99.75% ensemble (Kaggle)",
+            validation_note="last 5% of train (selects the best epoch)",
         ),
     )
 }

@@ -146,6 +146,7 @@ def cmd_train(args) -> None:
             data_dir=args.data_dir,
             out=args.out,
             limit=args.limit,
+            ensemble=args.ensemble,
             verbose=1 if sys.stdout.isatty() and not args.json else 2,
         )
     )
@@ -330,6 +331,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="train on the first N training images only (quick trials)",
+    )
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        metavar="K",
+        help="train K members (seeds S, S+1, ...) and average their probabilities",
     )
     p.add_argument("--out", default="runs", help="folder for run directories (default: runs/)")
     _add_data_options(p)

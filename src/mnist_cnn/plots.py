@@ -56,14 +56,19 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, path, classes=None) -> N
 
 
 def training_curves(history: list[dict], path) -> None:
-    """Accuracy and loss per epoch, training against validation."""
-    epochs = [row["epoch"] for row in history]
+    """Accuracy and loss per epoch, training against validation (one pair per ensemble member)."""
+    members = sorted({row.get("member", 1) for row in history})
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
         for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
-            ax.plot(epochs, [row[metric] for row in history], "o-", label="training")
-            if history and f"val_{metric}" in history[0]:
-                ax.plot(epochs, [row[f"val_{metric}"] for row in history], "o-", label="validation")
+            for member in members:
+                rows = [row for row in history if row.get("member", 1) == member]
+                epochs = [row["epoch"] for row in rows]
+                suffix = f" (member {member})" if len(members) > 1 else ""
+                ax.plot(epochs, [row[metric] for row in rows], "o-", label="training" + suffix)
+                if rows and f"val_{metric}" in rows[0]:
+                    values = [row[f"val_{metric}"] for row in rows]
+                    ax.plot(epochs, values, "o-", label="validation" + suffix)
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(metric)

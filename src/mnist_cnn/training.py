@@ -40,6 +40,7 @@ class TrainConfig:
     data_dir: str | None = None
     out: str = "runs"
     limit: int | None = None  # train on the first N training images, for quick trials
+    ensemble: int = 1  # train this many members (seeds seed, seed+1, ...) and average them
     verbose: int | str = "auto"
 
 
@@ -57,6 +58,7 @@ class RunResult:
             "run_dir": str(self.run_dir),
             "model": self.model,
             "epochs": self.epochs,
+            "ensemble": self.metrics.get("ensemble", 1),
             "test_accuracy": self.metrics["test_accuracy"],
             "test_loss": self.metrics["test_loss"],
             "train_seconds": round(self.train_seconds, 3),
@@ -81,7 +83,11 @@ def resolve_settings(config: TrainConfig) -> dict:
         )
     if config.limit is not None and config.limit < 10:
         raise TrainingError(f"--limit must be at least 10 images, got {config.limit}")
-    settings.update(seed=config.seed, dataset=config.dataset, limit=config.limit)
+    if config.ensemble < 1:
+        raise TrainingError(f"--ensemble must be at least 1, got {config.ensemble}")
+    settings.update(
+        seed=config.seed, dataset=config.dataset, limit=config.limit, ensemble=config.ensemble
+    )
     return settings
 
 
@@ -100,12 +106,14 @@ class HistoryWriter(keras.callbacks.Callback):
         super().__init__()
         self.path = path
         self.rows: list[dict] = []
+        self.member: int | None = None  # set while training an ensemble's members
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        row = {"epoch": epoch + 1}
+        row = {"epoch": epoch + 1} if self.member is None else {"member": self.member}
+        row.setdefault("epoch", epoch + 1)
         row.update({k: float(v) for k, v in (logs or {}).items()})
         row["seconds"] = time.perf_counter() - self._started
         self.rows.append(row)
@@ -156,6 +164,44 @@ def _compile(model, settings: dict, steps_per_epoch: int) -> None:
     )
 
 
+def fit_one(entry, settings, fit_data, validation_data, callbacks, verbose):
+    """Build, compile and fit one model; return it and the seconds spent in fit."""
+    model = build(entry, settings["precision"])
+    steps_per_epoch = -(-len(fit_data[0]) // settings["batch_size"])
+    _compile(model, settings, steps_per_epoch)
+    callbacks = list(callbacks)
+    if settings["select_best"] and validation_data is not None:
+        # Model selection on the validation split only: keep the best epoch's weights.
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy",
+                mode="max",
+                patience=settings["epochs"],
+                restore_best_weights=True,
+            )
+        )
+    started = time.perf_counter()
+    model.fit(
+        *fit_data,
+        batch_size=settings["batch_size"],
+        epochs=settings["epochs"],
+        validation_data=validation_data,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    return model, time.perf_counter() - started
+
+
+def ensemble_of(members: list[keras.Model], name: str) -> keras.Model:
+    """One model that averages its members' probabilities; saved and loaded as one file."""
+    inputs = keras.Input(shape=catalogue.INPUT_SHAPE)
+    outputs = [
+        keras.Model(member.inputs[0], member.outputs[0], name=f"member_{index + 1}")(inputs)
+        for index, member in enumerate(members)
+    ]
+    return keras.Model(inputs, keras.layers.Average()(outputs), name=f"{name}-ensemble")
+
+
 def train(config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = ()) -> RunResult:
     """Train one catalogue entry and write its complete run directory.
 
@@ -168,7 +214,6 @@ def train(config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = (
     if config.limit is not None:
         x_train, y_train = x_train[: config.limit], y_train[: config.limit]
 
-    keras.utils.set_random_seed(config.seed)
     run_dir = rundir.new_run_dir(config.out, entry.name)
     atomic_write_json(
         run_dir / rundir.CONFIG,
@@ -192,27 +237,27 @@ def train(config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = (
             _labels_for(settings["loss"], validation[1], classes),
         )
     )
-    model = build(entry, settings["precision"])
-    _compile(model, settings, steps_per_epoch=-(-len(x_fit) // settings["batch_size"]))
     history = HistoryWriter(run_dir / rundir.HISTORY)
-
-    started = time.perf_counter()
-    model.fit(
-        datasets.normalise(x_fit),
-        _labels_for(settings["loss"], y_fit, classes),
-        batch_size=settings["batch_size"],
-        epochs=settings["epochs"],
-        validation_data=validation_data,
-        callbacks=[history, *callbacks],
-        verbose=config.verbose,
-    )
-    train_seconds = time.perf_counter() - started
+    fit_data = (datasets.normalise(x_fit), _labels_for(settings["loss"], y_fit, classes))
+    members, train_seconds = [], 0.0
+    for index in range(config.ensemble):
+        keras.utils.set_random_seed(config.seed + index)
+        history.member = index + 1 if config.ensemble > 1 else None
+        model, seconds = fit_one(
+            entry, settings, fit_data, validation_data, [history, *callbacks], config.verbose
+        )
+        members.append(model)
+        train_seconds += seconds
+    model = members[0] if len(members) == 1 else ensemble_of(members, entry.name)
     rundir.save_model(model, run_dir / rundir.MODEL)
 
     probabilities = evaluation.predict_probabilities(model, x_test)
     metrics = evaluation.evaluate(probabilities, y_test)
     metrics.update(
-        train_seconds=train_seconds, epochs=settings["epochs"], parameters=int(model.count_params())
+        train_seconds=train_seconds,
+        epochs=settings["epochs"],
+        ensemble=config.ensemble,
+        parameters=int(model.count_params()),
     )
     atomic_write_json(run_dir / rundir.METRICS, metrics)
     write_plots(run_dir, x_train, y_train, x_test, y_test, probabilities, history.rows, spec)

@@ -1,0 +1,61 @@
+"""`train best --ensemble K`: K members averaged into one model that saves and reloads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import last_json, run_cli
+
+from mnist_cnn.backend import import_keras
+
+import_keras()
+
+from mnist_cnn import evaluation, rundir  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ensemble")
+    result = run_cli(
+        "train",
+        "best",
+        "--ensemble",
+        "3",
+        "--epochs",
+        "1",
+        "--limit",
+        "1500",
+        "--out",
+        str(out),
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    return last_json(result.stdout)
+
+
+def test_ensemble_trains_three_members(ensemble_run):
+    assert ensemble_run["ensemble"] == 3
+    run = Path(ensemble_run["run_dir"])
+    history = (run / rundir.HISTORY).read_text().splitlines()
+    assert history[0].startswith("member,epoch")
+    assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3"]
+    config = json.loads((run / rundir.CONFIG).read_text())
+    assert config["settings"]["ensemble"] == 3
+
+
+def test_ensemble_saves_reloads_and_predicts_identically(ensemble_run, mnist):
+    model = rundir.load_model(ensemble_run["run_dir"])
+    members = [layer for layer in model.layers if layer.name.startswith("member_")]
+    assert len(members) == 3
+    digits = mnist[1][0][:500]
+    together = evaluation.predict_probabilities(model, digits)
+    each = [evaluation.predict_probabilities(member, digits) for member in members]
+    np.testing.assert_allclose(together, np.mean(each, axis=0), atol=1e-6)
+    again = evaluation.predict_probabilities(rundir.load_model(ensemble_run["run_dir"]), digits)
+    np.testing.assert_array_equal(together, again)
+    accuracy = json.loads((Path(ensemble_run["run_dir"]) / rundir.METRICS).read_text())
+    full = evaluation.evaluate(evaluation.predict_probabilities(model, mnist[1][0]), mnist[1][1])
+    assert full["test_accuracy"] == pytest.approx(accuracy["test_accuracy"], abs=1e-9)
