@@ -180,7 +180,11 @@ def cmd_evaluate(args) -> None:
     model = rundir.load_model(args.model)
     dataset = _dataset_for(args)
     _, (x_test, y_test) = datasets.load_dataset(dataset, args.data_dir)
-    metrics = evaluation.evaluate(evaluation.predict_probabilities(model, x_test), y_test)
+    probabilities = evaluation.apply_temperature(
+        evaluation.predict_probabilities(model, x_test),
+        rundir.temperature_of(rundir.model_path(args.model)),
+    )
+    metrics = evaluation.evaluate(probabilities, y_test)
     if args.json:
         _print_json({"model": str(rundir.model_path(args.model)), "dataset": dataset, **metrics})
     else:
@@ -189,9 +193,28 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_predict(args) -> None:
-    if not args.index:
-        raise UsageError("give test-set digits with --index N (e.g. --index 0 --index 7)")
+    if bool(args.index) == bool(args.inputs):
+        raise UsageError(
+            "give image files, folders, globs or - (stdin), or test-set digits with --index N"
+            if not args.index
+            else "give either image files or --index, not both"
+        )
+    if not 0.0 <= args.min_confidence <= 1.0:
+        raise UsageError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
+    if not 1 <= args.top_k <= 10:
+        raise UsageError(f"--top-k must be between 1 and 10, got {args.top_k}")
     _keras()
+    if args.index:
+        _predict_test_digits(args)
+    elif not _predict_files(args):
+        raise PartialFailure()
+
+
+class PartialFailure(Exception):
+    """Some inputs could not be read; each already has its own error line."""
+
+
+def _predict_test_digits(args) -> None:
     from . import evaluation, plots, rundir
 
     model = rundir.load_model(args.model)
@@ -200,7 +223,10 @@ def cmd_predict(args) -> None:
     if bad:
         raise UsageError(f"--index {bad[0]} is outside the test set (0..{len(x_test) - 1})")
     out = Path(args.out) if args.out else rundir.model_path(args.model).parent / "predictions"
-    probabilities = evaluation.predict_probabilities(model, x_test[args.index])
+    probabilities = evaluation.apply_temperature(
+        evaluation.predict_probabilities(model, x_test[args.index]),
+        rundir.temperature_of(rundir.model_path(args.model)),
+    )
     for index, probs in zip(args.index, probabilities, strict=True):
         digit = int(probs.argmax())
         path = out / f"test-{index}.png"
@@ -221,6 +247,46 @@ def cmd_predict(args) -> None:
                 f"test[{index}]: true {result['label']}, predicted {digit} "
                 f"(p={result['confidence']:.4f}) {mark}  -> {path}"
             )
+
+
+def _predict_files(args) -> bool:
+    """Answer every input in one batch; a bad input gets its own error line. True if all read."""
+    from PIL import Image
+
+    from .atomic import atomic_write
+    from .inference import Classifier, image_files
+
+    classifier = Classifier(args.model, min_confidence=args.min_confidence, top_k=args.top_k)
+    items = image_files(args.inputs)
+    sources = [sys.stdin.buffer.read() if item == "-" else item for item in items]
+    names = ["-" if item == "-" else str(item) for item in items]
+    all_read = True
+    for name, (prepared, answer) in zip(
+        names, classifier.predict_images(sources, names), strict=True
+    ):
+        if answer is None:
+            all_read = False
+            message = str(prepared)
+            message = message[len(name) + 2 :] if message.startswith(f"{name}: ") else message
+            if args.json:
+                _print_json({"file": name, "error": message})
+            else:
+                print(f"{PROG} predict: {name}: error: {message}", file=sys.stderr)
+            continue
+        result = {"file": name, **answer.to_dict()}
+        if args.show:
+            stem = "stdin" if name == "-" else Path(name).stem
+            shown = Path(args.out or "predictions") / f"{stem}.mnist.png"
+            atomic_write(shown, lambda tmp, image=prepared.image: Image.fromarray(image).save(tmp))
+            result["show"] = str(shown)
+        if args.json:
+            _print_json(result)
+        else:
+            verdict = f"unsure (best guess {answer.digit})" if answer.unsure else answer.digit
+            ranked = ", ".join(f"{d}: {p:.3f}" for d, p in answer.top_k)
+            extra = f"  -> {result['show']}" if args.show else ""
+            print(f"{name}: {verdict}  p={answer.confidence:.3f}  [{ranked}]{extra}")
+    return all_read
 
 
 # --- parser --------------------------------------------------------------------------------
@@ -355,11 +421,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(
         sub,
         "predict",
-        "predict test-set digits and save each as a titled PNG",
-        f"{PROG} predict runs/keras-example-20261121-101500 --index 0 --index 7",
+        "read digits from image files (any size, photo or scan), or from the test set",
+        f"{PROG} predict runs/fast-20261121-101500 my-digit.jpg photos/ 'scans/*.png'\n"
+        f"  {PROG} predict runs/fast-20261121-101500 --index 0 --index 7",
         cmd_predict,
     )
     p.add_argument("model", metavar="RUN_DIR|MODEL.keras")
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="FILE_OR_DIR",
+        help="image files, folders of images, globs, or - for standard input",
+    )
+    p.add_argument("--top-k", type=int, default=3, metavar="K", help="alternatives to list")
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="answers below this confidence are marked unsure (default: 0)",
+    )
+    p.add_argument(
+        "--show",
+        action="store_true",
+        help="save the 28x28 image the model saw, as OUT/NAME.mnist.png",
+    )
     p.add_argument(
         "--index",
         type=int,
@@ -368,7 +454,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="a test-set index; repeat for more",
     )
-    p.add_argument("--out", help="folder for the PNGs (default: predictions/ beside the model)")
+    p.add_argument(
+        "--out",
+        help="folder for the PNGs (default: predictions/; for --index, "
+        "predictions/ beside the model)",
+    )
     _add_data_options(p, default_dataset=None)
     return parser
 
@@ -383,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except PartialFailure:
+        return EXIT_USAGE
     except Exception as exc:
         if args.debug:
             traceback.print_exc()

@@ -79,3 +79,47 @@ def format_metrics(metrics: dict) -> str:
     for c, row in enumerate(matrix):
         lines.append(f"{c:>6}" + "".join(f"{n:>6}" for n in row))
     return "\n".join(lines)
+
+
+# --- calibration ---------------------------------------------------------------------------
+
+CALIBRATION_BINS = 15
+
+
+def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Softmax(log p / T): T > 1 softens over-confident answers, T < 1 sharpens timid ones."""
+    if temperature == 1.0:
+        return probabilities
+    logits = np.log(np.clip(probabilities, EPSILON, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    scaled = np.exp(logits)
+    return scaled / scaled.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature that minimises the negative log-likelihood (Guo et al. 2017)."""
+    from scipy.optimize import minimize_scalar
+
+    labels = np.asarray(labels, dtype=np.int64)
+
+    def nll(log_t: float) -> float:
+        scaled = apply_temperature(probabilities, float(np.exp(log_t)))
+        return float(-np.log(np.clip(scaled[np.arange(len(labels)), labels], EPSILON, 1)).mean())
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded").x))
+
+
+def expected_calibration_error(
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS
+) -> float:
+    """The mean gap between confidence and accuracy, over equal-width confidence bins."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == np.asarray(labels)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            gap += inside.mean() * abs(confidence[inside].mean() - correct[inside].mean())
+    return float(gap)

@@ -23,6 +23,7 @@ CONFIG = "config.json"
 HISTORY = "history.csv"
 MODEL = "model.keras"
 METRICS = "metrics.json"
+CALIBRATION = "calibration.json"
 PLOTS = "plots"
 
 
@@ -70,6 +71,12 @@ def run_dir_of(path: str | os.PathLike) -> Path | None:
     """The run directory that holds a model, if the model lives in one."""
     folder = model_path(path).parent
     return folder if (folder / CONFIG).is_file() else None
+
+
+def temperature_of(model_file: str | os.PathLike) -> float:
+    """The calibration temperature stored beside a model (1.0, no change, if there is none)."""
+    path = Path(model_file).parent / CALIBRATION
+    return float(read_json(path)["temperature"]) if path.is_file() else 1.0
 
 
 def read_json(path: str | os.PathLike) -> dict:

@@ -192,6 +192,23 @@ def fit_one(entry, settings, fit_data, validation_data, callbacks, verbose):
     return model, time.perf_counter() - started
 
 
+def calibrate(model: keras.Model, validation) -> dict:
+    """Fit temperature scaling on the validation split (never the test set)."""
+    if validation is None:
+        return {"temperature": 1.0, "fitted_on": "nothing (no validation split)"}
+    x_val, y_val = validation
+    probabilities = evaluation.predict_probabilities(model, x_val)
+    temperature = evaluation.fit_temperature(probabilities, y_val)
+    return {
+        "temperature": temperature,
+        "fitted_on": f"validation split ({len(y_val)} digits)",
+        "validation_ece_before": evaluation.expected_calibration_error(probabilities, y_val),
+        "validation_ece_after": evaluation.expected_calibration_error(
+            evaluation.apply_temperature(probabilities, temperature), y_val
+        ),
+    }
+
+
 def ensemble_of(members: list[keras.Model], name: str) -> keras.Model:
     """One model that averages its members' probabilities; saved and loaded as one file."""
     inputs = keras.Input(shape=catalogue.INPUT_SHAPE)
@@ -251,8 +268,16 @@ def train(config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = (
     model = members[0] if len(members) == 1 else ensemble_of(members, entry.name)
     rundir.save_model(model, run_dir / rundir.MODEL)
 
-    probabilities = evaluation.predict_probabilities(model, x_test)
+    calibration = calibrate(model, validation)
+    atomic_write_json(run_dir / rundir.CALIBRATION, calibration)
+    raw = evaluation.predict_probabilities(model, x_test)
+    probabilities = evaluation.apply_temperature(raw, calibration["temperature"])
     metrics = evaluation.evaluate(probabilities, y_test)
+    metrics["calibration"] = {
+        "temperature": calibration["temperature"],
+        "test_ece_before": evaluation.expected_calibration_error(raw, y_test),
+        "test_ece_after": evaluation.expected_calibration_error(probabilities, y_test),
+    }
     metrics.update(
         train_seconds=train_seconds,
         epochs=settings["epochs"],
