@@ -1,0 +1,213 @@
+"""Reading people's own digits through the real `mnist-cnn predict` command.
+
+The `fast` model is trained once for real; the inputs are files on disk, made from MNIST
+test digits the way people make them: photos of paper, in a corner, at any size.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import last_json, run_cli
+from PIL import Image
+
+PHOTOS = 1000
+
+
+@pytest.fixture(scope="session")
+def fast_run(tmp_path_factory) -> str:
+    result = run_cli("train", "fast", "--out", str(tmp_path_factory.mktemp("fast")), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = last_json(result.stdout)
+    assert summary["test_accuracy"] >= 0.985
+    return summary["run_dir"]
+
+
+def photograph(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """An MNIST digit as dark ink on unevenly lit paper: off-centre, scaled, tilted, noisy."""
+    scale = rng.uniform(3, 15)
+    side = int(28 * scale)
+    ink = Image.fromarray(digit).resize((side, side), Image.BICUBIC)
+    ink = ink.rotate(rng.uniform(-6, 6), resample=Image.BICUBIC, expand=True)
+    ink = np.asarray(ink, dtype=np.float64) / 255.0
+    height = int(rng.integers(max(100, ink.shape[0] + 4), max(600, ink.shape[0] + 4) + 1))
+    width = int(rng.integers(max(100, ink.shape[1] + 4), max(600, ink.shape[1] + 4) + 1))
+    rows, cols = np.mgrid[0:height, 0:width]
+    light = (
+        rng.uniform(170, 235)
+        + rng.uniform(-40, 40) * cols / width
+        + rng.uniform(-40, 40) * rows / height
+    )
+    paper = np.clip(light, 90, 255)
+    top = int(rng.integers(0, height - ink.shape[0] + 1))
+    left = int(rng.integers(0, width - ink.shape[1] + 1))
+    coverage = np.zeros((height, width))
+    coverage[top : top + ink.shape[0], left : left + ink.shape[1]] = ink
+    photo = paper * (1 - coverage * rng.uniform(0.6, 0.85)) + rng.normal(
+        0, rng.uniform(2, 6), (height, width)
+    )
+    return Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory, mnist) -> tuple[Path, dict[str, int]]:
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(2026)
+    _, (x_test, y_test) = mnist
+    labels = {}
+    for i, index in enumerate(rng.choice(len(x_test), PHOTOS, replace=False)):
+        path = folder / f"photo-{i:04d}.jpg"
+        photograph(x_test[index], rng).save(path, "JPEG", quality=int(rng.integers(60, 91)))
+        labels[str(path)] = int(y_test[index])
+    return folder, labels
+
+
+def test_photographed_digits_are_read(fast_run, photos):
+    folder, labels = photos
+    result = run_cli("predict", fast_run, str(folder), "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(answers) == PHOTOS
+    right = sum(answer["digit"] == labels[answer["file"]] for answer in answers)
+    print(f"\nphotographed digits read right: {right}/{PHOTOS}")
+    assert right / PHOTOS >= 0.98
+
+
+def test_a_naive_resize_of_the_same_files_reads_far_fewer(fast_run, photos):
+    from mnist_cnn.inference import Classifier
+
+    folder, labels = photos
+    classifier = Classifier(fast_run)
+    files = sorted(labels)
+    naive = np.stack([np.asarray(Image.open(f).convert("L").resize((28, 28))) for f in files])
+    right = sum(
+        a.digit == labels[f] for a, f in zip(classifier.predict_arrays(naive), files, strict=True)
+    )
+    print(f"\nnaive resize read right: {right}/{PHOTOS}")
+    assert right / PHOTOS < 0.5
+
+
+# --- bad inputs: each gets its own one-line error, the others still get answers -------------
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _save(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def bad_inputs(tmp_path_factory, mnist) -> Path:
+    folder = tmp_path_factory.mktemp("bad")
+    _, (x_test, y_test) = mnist
+    big = np.kron(x_test[0], np.ones((6, 6), np.uint8))  # a 7
+    rgba = np.zeros((168, 168, 4), np.uint8)
+    rgba[..., 3] = big  # black ink, transparent paper
+    jpeg = _save(Image.fromarray(255 - big), "JPEG")
+    files = {
+        "not-an-image.png": b"this is text, not a picture",
+        "empty.png": b"",
+        "zero.png": _png_header_only(0, 0),
+        "one-pixel.png": _save(Image.new("L", (1, 1), 0)),
+        "white-page.png": _save(Image.new("L", (300, 200), 255)),
+        "black-page.png": _save(Image.new("L", (300, 200), 0)),
+        "sixteen-bit.png": _save(Image.fromarray(big.astype(np.uint16) * 257)),
+        "transparent.png": _save(Image.fromarray(rgba, "RGBA")),
+        "huge-declared.png": _png_header_only(30000, 30000),
+        "truncated.jpg": jpeg[: len(jpeg) // 2],
+        "good.png": _save(Image.fromarray(255 - big)),
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+EXPECTED_ERRORS = {
+    "not-an-image.png": "not an image",
+    "empty.png": "not an image",
+    "zero.png": "",
+    "one-pixel.png": "no digit found",
+    "white-page.png": "no digit found",
+    "black-page.png": "no digit found",
+    "huge-declared.png": "too large",
+    "truncated.jpg": "damaged or truncated",
+}
+
+
+def test_each_bad_input_gets_its_own_error(fast_run, bad_inputs):
+    result = run_cli("predict", fast_run, str(bad_inputs), "--json")
+    assert result.returncode == 2  # some inputs were bad, and every input was answered
+    answers = {Path(a["file"]).name: a for a in map(json.loads, result.stdout.splitlines())}
+    assert set(answers) == set(EXPECTED_ERRORS) | {"good.png", "sixteen-bit.png", "transparent.png"}
+    for name, fragment in EXPECTED_ERRORS.items():
+        assert "error" in answers[name], name
+        assert fragment in answers[name]["error"], (name, answers[name]["error"])
+        assert "\n" not in answers[name]["error"]
+    for name in ("good.png", "sixteen-bit.png", "transparent.png"):
+        assert answers[name]["digit"] == 7, (name, answers[name])
+
+
+def test_bad_inputs_in_text_mode_are_one_line_each_on_stderr(fast_run, bad_inputs):
+    result = run_cli("predict", fast_run, str(bad_inputs))
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == len(EXPECTED_ERRORS)
+    assert all(line.startswith("mnist-cnn predict: ") and ": error: " in line for line in errors)
+    assert "Traceback" not in result.stderr
+    assert len(result.stdout.strip().splitlines()) == 3
+
+
+def test_stdin_globs_show_and_unsure(fast_run, bad_inputs, tmp_path):
+    good = (bad_inputs / "good.png").read_bytes()
+    import subprocess
+
+    from conftest import COMMAND
+
+    piped = subprocess.run(
+        [COMMAND, "predict", fast_run, "-", "--json"], input=good, capture_output=True
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout)["digit"] == 7
+
+    result = run_cli(
+        "predict",
+        fast_run,
+        str(bad_inputs / "g*.png"),
+        "--show",
+        "--out",
+        str(tmp_path),
+        "--min-confidence",
+        "1.0",
+        "--json",
+        "--top-k",
+        "2",
+    )
+    answer = last_json(result.stdout)
+    assert answer["unsure"] is True and len(answer["top_k"]) == 2
+    seen = np.asarray(Image.open(answer["show"]))
+    assert seen.shape == (28, 28) and seen.max() > 200 and seen[0].max() == 0
+
+
+def test_predict_needs_inputs(fast_run):
+    result = run_cli("predict", fast_run)
+    assert result.returncode == 2 and "--index" in result.stderr
