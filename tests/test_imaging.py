@@ -128,3 +128,22 @@ def test_every_format_is_read(tmp_path, mnist):
 
 def test_max_pixels_is_reasonable():
     assert imaging.MAX_PIXELS >= 48_000_000  # a 48-megapixel phone photo still works
+
+
+def test_split_digits_reads_left_to_right_and_joins_broken_strokes(mnist):
+    (x_test, y_test) = mnist[1]
+    row = np.zeros((40, 200), np.uint8)
+    for k, index in enumerate((0, 1, 2)):
+        row[6:34, 10 + 60 * k : 38 + 60 * k] = x_test[index]
+    row[2:4, 140:160] = 255  # a detached bar above the last digit: part of it, not a digit
+    digits = imaging.split_digits(row)
+    assert len(digits) == 3
+    for digit, index in zip(digits[:2], (0, 1), strict=True):
+        assert _correlation(digit.image, x_test[index]) > 0.6
+    crop = digits[2].steps["crop"]
+    assert crop.shape[0] > 28 and crop[:3].max() > 0  # the bar joined the digit below it
+
+
+def test_split_digits_of_a_blank_page():
+    with pytest.raises(ImageError, match="no digit found"):
+        imaging.split_digits(np.full((50, 200), 250, np.uint8))

@@ -211,3 +211,67 @@ def test_stdin_globs_show_and_unsure(fast_run, bad_inputs, tmp_path):
 def test_predict_needs_inputs(fast_run):
     result = run_cli("predict", fast_run)
     assert result.returncode == 2 and "--index" in result.stderr
+
+
+# --- several digits in one image -----------------------------------------------------------
+
+NUMBERS = 200
+
+
+@pytest.fixture(scope="session")
+def numbers(tmp_path_factory, mnist) -> tuple[Path, dict[str, str]]:
+    folder = tmp_path_factory.mktemp("numbers")
+    return folder, write_numbers(folder, mnist, NUMBERS)
+
+
+def write_numbers(folder: Path, mnist, count: int, seed: int = 7) -> dict[str, str]:
+    """Numbers of 2-6 MNIST test digits, written in a row with gaps, dark on light paper."""
+    rng = np.random.default_rng(seed)
+    _, (x_test, y_test) = mnist
+    truth = {}
+    for n in range(count):
+        picks = rng.choice(len(x_test), int(rng.integers(2, 7)), replace=False)
+        cell = int(28 * rng.uniform(2, 4))
+        gaps = [int(cell * rng.uniform(0.0, 0.4)) for _ in picks]
+        width = len(picks) * cell + sum(gaps) + 2 * cell
+        canvas = np.zeros((2 * cell, width))
+        left = cell
+        for index, gap in zip(picks, gaps, strict=True):
+            digit = np.asarray(Image.fromarray(x_test[index]).resize((cell, cell), Image.BICUBIC))
+            top = int(rng.integers(0, cell // 3))
+            canvas[top : top + cell, left : left + cell] = np.maximum(
+                canvas[top : top + cell, left : left + cell], digit
+            )
+            left += cell + gap
+        paper = 225 - canvas * 0.8 + rng.normal(0, 3, canvas.shape)
+        path = folder / f"number-{n:03d}.png"
+        Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).save(path)
+        truth[str(path)] = "".join(str(y_test[i]) for i in picks)
+    return truth
+
+
+def test_multi_reads_whole_numbers(fast_run, numbers):
+    folder, truth = numbers
+    result = run_cli("predict", fast_run, str(folder), "--multi", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(answers) == NUMBERS
+    right = sum(a["number"] == truth[a["file"]] for a in answers)
+    wrong_length = sum(len(a["number"]) != len(truth[a["file"]]) for a in answers)
+    print(f"\nnumbers read entirely right: {right}/{NUMBERS}; wrong digit count: {wrong_length}")
+    assert right / NUMBERS >= 0.95
+    assert all(len(a["digits"]) == len(a["number"]) for a in answers)
+
+
+def test_calibration_after_temperature_scaling(fast_run):
+    """The temperature fitted on the validation split makes confidence honest on the test set."""
+    run = Path(fast_run)
+    calibration = json.loads((run / "calibration.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())["calibration"]
+    print(
+        f"\ntest ECE: {metrics['test_ece_before']:.2%} before, "
+        f"{metrics['test_ece_after']:.2%} after (T={calibration['temperature']:.3f})"
+    )
+    assert "validation" in calibration["fitted_on"]
+    assert metrics["test_ece_after"] <= 0.01
+    assert metrics["test_ece_after"] < metrics["test_ece_before"]

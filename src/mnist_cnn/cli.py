@@ -210,6 +210,37 @@ def cmd_predict(args) -> None:
         raise PartialFailure()
 
 
+def _input_error(args, name: str, error: Exception) -> None:
+    """One input's error: a JSON line, or one line on stderr; the other inputs go on."""
+    message = str(error)
+    message = message[len(name) + 2 :] if message.startswith(f"{name}: ") else message
+    if args.json:
+        _print_json({"file": name, "error": message})
+    else:
+        print(f"{PROG} predict: {name}: error: {message}", file=sys.stderr)
+
+
+def _predict_numbers(args, classifier, sources, names) -> bool:
+    """--multi: each input is a row of digits; answer the number it spells."""
+    from .imaging import ImageError
+
+    all_read = True
+    for source, name in zip(sources, names, strict=True):
+        try:
+            result = {"file": name, **classifier.predict_number(source, name)}
+        except ImageError as exc:
+            all_read = False
+            _input_error(args, name, exc)
+            continue
+        if args.json:
+            _print_json(result)
+        else:
+            each = ", ".join(f"{d['digit']}: {d['confidence']:.3f}" for d in result["digits"])
+            flag = "  (unsure)" if result["unsure"] else ""
+            print(f"{name}: {result['number']}  p={result['confidence']:.3f}  [{each}]{flag}")
+    return all_read
+
+
 class PartialFailure(Exception):
     """Some inputs could not be read; each already has its own error line."""
 
@@ -260,18 +291,15 @@ def _predict_files(args) -> bool:
     items = image_files(args.inputs)
     sources = [sys.stdin.buffer.read() if item == "-" else item for item in items]
     names = ["-" if item == "-" else str(item) for item in items]
+    if args.multi:
+        return _predict_numbers(args, classifier, sources, names)
     all_read = True
     for name, (prepared, answer) in zip(
         names, classifier.predict_images(sources, names), strict=True
     ):
         if answer is None:
             all_read = False
-            message = str(prepared)
-            message = message[len(name) + 2 :] if message.startswith(f"{name}: ") else message
-            if args.json:
-                _print_json({"file": name, "error": message})
-            else:
-                print(f"{PROG} predict: {name}: error: {message}", file=sys.stderr)
+            _input_error(args, name, prepared)
             continue
         result = {"file": name, **answer.to_dict()}
         if args.show:
@@ -440,6 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="P",
         help="answers below this confidence are marked unsure (default: 0)",
+    )
+    p.add_argument(
+        "--multi",
+        action="store_true",
+        help="each image is a row of digits (a house number, a year): read the whole number",
     )
     p.add_argument(
         "--show",

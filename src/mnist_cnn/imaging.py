@@ -25,6 +25,9 @@ CENTRE = 14.0  # where MNIST's centres of mass sit (measured: 14.00, 14.01 over 
 MAX_PIXELS = 64_000_000  # anything larger is refused before it is decoded (decompression bombs)
 MIN_CONTRAST = 40  # ink must stand this far (of 255) above the background, else "no digit"
 MIN_INK_PIXELS = 4
+SPECK = 0.08  # in a row of digits, ink pieces under this share of the largest piece are dirt
+SAME_DIGIT_OVERLAP = 0.5  # pieces overlapping this much horizontally belong to one digit
+FRAGMENT = 0.5  # a group less than half as tall as the median digit is a broken stroke
 WORKING_SIDE = 400  # large photos are reduced to about this size before the pixel work
 
 
@@ -200,3 +203,69 @@ def to_mnist(source: Source, name: str | None = None) -> Preprocessed:
     fitted, digit = fit_and_centre(crop, threshold)
     steps = {"grey": grey_levels, "ink": strokes, "crop": crop, "fitted": fitted, "mnist": digit}
     return Preprocessed(image=digit, steps=steps)
+
+
+def split_digits(source: Source, name: str | None = None) -> list[Preprocessed]:
+    """A row of digits (a house number, "2026" on paper) as MNIST-style digits, left to right.
+
+    Digits are told apart by their connected ink. Pieces that sit above one another (the
+    bar of a 5, a broken 4) are joined, and specks are dropped.
+    """
+    label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
+    grey_levels = _reduce(grey(open_image(source, label)))
+    strokes = ink(grey_levels)
+    mask, threshold = ink_mask(strokes, label)
+    pieces, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    sizes = ndimage.sum(mask, pieces, index=range(1, count + 1))
+    boxes = ndimage.find_objects(pieces)
+    kept = [i for i in range(count) if sizes[i] >= SPECK * sizes.max()]
+    groups: list[list[int]] = []
+    for i in sorted(kept, key=lambda i: boxes[i][1].start):
+        if groups and _overlap(boxes, groups[-1], i) >= SAME_DIGIT_OVERLAP:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    groups = _fold_fragments(groups, boxes)
+    digits = []
+    for group in groups:
+        own = np.isin(pieces, [i + 1 for i in group])
+        rows, cols = np.nonzero(own)
+        window = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+        crop = np.where(ndimage.binary_dilation(own, iterations=2), strokes, 0.0)[window]
+        fitted, digit = fit_and_centre(crop, threshold)
+        digits.append(
+            Preprocessed(image=digit, steps={"crop": crop, "fitted": fitted, "mnist": digit})
+        )
+    return digits
+
+
+def _fold_fragments(groups: list[list[int]], boxes) -> list[list[int]]:
+    """Join a group far shorter than a typical digit (a detached stroke) to its nearest one.
+
+    Height, not ink, tells a fragment: a "1" has little ink but stands as tall as a "0".
+    """
+    while len(groups) > 1:
+        heights = [
+            max(boxes[i][0].stop for i in g) - min(boxes[i][0].start for i in g) for g in groups
+        ]
+        smallest = int(np.argmin(heights))
+        if heights[smallest] >= FRAGMENT * np.median(heights):
+            break
+
+        def centre(g: list[int]) -> float:
+            return (min(boxes[i][1].start for i in g) + max(boxes[i][1].stop for i in g)) / 2
+
+        others = [k for k in range(len(groups)) if k != smallest]
+        nearest = min(others, key=lambda k: abs(centre(groups[k]) - centre(groups[smallest])))
+        groups[nearest] = sorted(groups[nearest] + groups.pop(smallest))
+        groups.sort(key=lambda g: min(boxes[i][1].start for i in g))
+    return groups
+
+
+def _overlap(boxes, group: list[int], piece: int) -> float:
+    """How much of the narrower of (group, piece) their column ranges share."""
+    left = min(boxes[i][1].start for i in group)
+    right = max(boxes[i][1].stop for i in group)
+    p_left, p_right = boxes[piece][1].start, boxes[piece][1].stop
+    shared = min(right, p_right) - max(left, p_left)
+    return max(0, shared) / max(1, min(right - left, p_right - p_left))

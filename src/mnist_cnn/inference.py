@@ -79,6 +79,17 @@ class Classifier:
             (p, next(answers) if isinstance(p, imaging.Preprocessed) else None) for p in prepared
         ]
 
+    def predict_number(self, source: imaging.Source, name: str | None = None) -> dict:
+        """The digits of a number written in a row, left to right, each with its confidence."""
+        digits = imaging.split_digits(source, name)
+        answers = self.predict_arrays(np.stack([d.image for d in digits]))
+        return {
+            "number": "".join(str(a.digit) for a in answers),
+            "confidence": float(np.prod([a.confidence for a in answers])),
+            "unsure": any(a.unsure for a in answers),
+            "digits": [a.to_dict() for a in answers],
+        }
+
     @staticmethod
     def prepare(source, name: str | None = None) -> imaging.Preprocessed | imaging.ImageError:
         try:
