@@ -141,7 +141,7 @@ def test_split_digits_reads_left_to_right_and_joins_broken_strokes(mnist):
     for digit, index in zip(digits[:2], (0, 1), strict=True):
         assert _correlation(digit.image, x_test[index]) > 0.6
     crop = digits[2].steps["crop"]
-    assert crop.shape[0] > 28 and crop[:3].max() > 0  # the bar joined the digit below it
+    assert crop.shape[0] >= 26 and crop[:2].min() > 0  # the bar (rows 2-3) joined the digit
 
 
 def test_split_digits_of_a_blank_page():
