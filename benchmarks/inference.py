@@ -1,0 +1,100 @@
+"""Inference speed of a trained model on the CPU, through `Classifier`.
+
+Trains `fast` (seed 42) unless given a run, then measures:
+- batch throughput: the 10,000 test digits at once (median of 5 passes);
+- single-image latency, p50 and p99 of 1000 calls: from a 28x28 array, and from a PNG file
+  (decode, MNIST-style preprocessing, predict);
+- `model.predict` on one image, the call tutorials use, for comparison (p50 of 50 calls).
+
+    python benchmarks/inference.py [--run RUN_DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mnist_cnn.backend import import_keras, versions
+
+import_keras()
+
+from mnist_cnn import datasets  # noqa: E402
+from mnist_cnn.inference import Classifier  # noqa: E402
+from mnist_cnn.training import TrainConfig, train  # noqa: E402
+
+CALLS = 1000
+
+
+def latencies_ms(call, n: int) -> np.ndarray:
+    times = []
+    for i in range(n):
+        started = time.perf_counter()
+        call(i)
+        times.append((time.perf_counter() - started) * 1000)
+    return np.array(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", help="a run directory or .keras file (default: train fast)")
+    args = parser.parse_args()
+    _, (x_test, y_test) = datasets.load_dataset("mnist")
+
+    with tempfile.TemporaryDirectory() as scratch:
+        run = args.run or str(train(TrainConfig(model="fast", out=scratch, verbose=0)).run_dir)
+        classifier = Classifier(run)
+
+        passes = []
+        for _ in range(5):
+            started = time.perf_counter()
+            probabilities = classifier.probabilities(x_test)
+            passes.append(time.perf_counter() - started)
+        accuracy = float((probabilities.argmax(1) == y_test).mean())
+        throughput = len(x_test) / statistics.median(passes)
+
+        from_array = latencies_ms(lambda i: classifier.predict_arrays(x_test[i % 10000]), CALLS)
+        pngs = []
+        for i in range(CALLS):
+            buffer = io.BytesIO()
+            Image.fromarray(x_test[i]).save(buffer, "PNG")
+            pngs.append(Path(scratch) / f"{i}.png")
+            pngs[-1].write_bytes(buffer.getvalue())
+        from_png = latencies_ms(lambda i: classifier.predict_images([pngs[i]]), CALLS)
+        one = datasets.normalise(x_test[:1])
+        classifier.model.predict(one, verbose=0)
+        keras_predict = latencies_ms(lambda i: classifier.model.predict(one, verbose=0), 50)
+
+    info = versions()
+    print(
+        f"{info['machine']}, {info['cpu_count']} CPU cores; Keras {info['keras']} on "
+        f"{info['backend']} {info['backend_version']}; model {Path(run).name} "
+        f"(test accuracy {accuracy:.2%} through Classifier).\n"
+    )
+    print("| path | p50 ms | p99 ms | throughput |")
+    print("| --- | ---: | ---: | ---: |")
+    print(
+        f"| batch of 10,000 test digits (`Classifier.probabilities`) | | | "
+        f"**{throughput:,.0f} images/s** |"
+    )
+    for label, times in (
+        ("one 28x28 array (`predict_arrays`)", from_array),
+        ("one PNG file (`predict_images`: decode, preprocess, predict)", from_png),
+        ("`model.predict` on one image, for comparison", keras_predict),
+    ):
+        print(
+            f"| {label} | {np.percentile(times, 50):.3f} | {np.percentile(times, 99):.3f} "
+            f"| {1000 / np.median(times):,.0f} images/s |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
