@@ -24,15 +24,18 @@ class UsageError(Exception):
     """Arguments that parse but do not make sense together."""
 
 
-def _input_errors() -> tuple[type[Exception], ...]:
-    """Errors that mean "your input is wrong" (exit 2) rather than "we failed" (exit 1)."""
-    errors: list[type[Exception]] = [UsageError, datasets.DatasetError, RunError]
-    if "mnist_cnn.training" in sys.modules:
-        from .catalogue import UnknownModelError
-        from .training import TrainingError
+# Errors that mean "your input is wrong" (exit 2) rather than "we failed" (exit 1), by the
+# module that defines them; a module not yet imported cannot have raised its error.
+INPUT_ERRORS = {
+    "mnist_cnn.catalogue": "UnknownModelError",
+    "mnist_cnn.training": "TrainingError",
+    "mnist_cnn.imaging": "ImageError",
+}
 
-        errors += [UnknownModelError, TrainingError]
-    return tuple(errors)
+
+def _input_errors() -> tuple[type[Exception], ...]:
+    loaded = [getattr(sys.modules[m], name) for m, name in INPUT_ERRORS.items() if m in sys.modules]
+    return (UsageError, datasets.DatasetError, RunError, *loaded)
 
 
 def _keras():
