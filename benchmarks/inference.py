@@ -7,12 +7,14 @@ Trains `fast` (seed 42) unless given a run, then measures:
 - `model.predict` on one image, the call tutorials use, for comparison (p50 of 50 calls).
 
     python benchmarks/inference.py [--run RUN_DIR]
+    TF_NUM_INTRAOP_THREADS=1 python benchmarks/inference.py   # latency over throughput
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import sys
 import tempfile
@@ -76,7 +78,8 @@ def main() -> int:
     print(
         f"{info['machine']}, {info['cpu_count']} CPU cores; Keras {info['keras']} on "
         f"{info['backend']} {info['backend_version']}; model {Path(run).name} "
-        f"(test accuracy {accuracy:.2%} through Classifier).\n"
+        f"(test accuracy {accuracy:.2%} through Classifier); intra-op threads: "
+        f"{os.environ.get('TF_NUM_INTRAOP_THREADS', 'all cores (default)')}.\n"
     )
     print("| path | p50 ms | p99 ms | throughput |")
     print("| --- | ---: | ---: | ---: |")

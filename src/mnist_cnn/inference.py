@@ -1,7 +1,7 @@
 """`Classifier`: load a trained model once, then read digits fast from arrays, images and files.
 
 `model.predict` costs 60-90 ms per call on a CPU, whatever the batch, so a classifier that
-calls it per image is slow. This one calls the compiled `predict_on_batch` on batches, and
+calls it per image is slow. This one calls a compiled forward pass on batches, and
 applies the temperature that `train` fitted on the validation split, so that a confidence
 of 0.9 is right about 90% of the time.
 """
@@ -9,6 +9,7 @@ of 0.9 is right about 90% of the time.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,18 +46,23 @@ class Classifier:
         self.temperature = rundir.temperature_of(self.path)
         self.min_confidence = min_confidence
         self.top_k = max(1, min(10, top_k))
-        self.model.predict_on_batch(np.zeros((1, 28, 28, 1), np.float32))  # compile once, now
+        self._forward = compiled_forward(self.model)
+        self._forward(np.zeros((1, 28, 28, 1), np.float32))  # compile once, now
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (N, 10) for MNIST-style uint8 digits (N, 28, 28)."""
         images = np.asarray(images)
         if images.ndim == 2:
             images = images[np.newaxis]
-        chunks = [
-            np.asarray(self.model.predict_on_batch(normalise(images[i : i + BATCH])))
-            for i in range(0, len(images), BATCH)
-        ]
-        raw = np.concatenate(chunks) if chunks else np.zeros((0, 10), np.float32)
+        if len(images) <= BATCH:  # the common case, one call and no copy
+            raw = self._forward(normalise(images))
+        else:
+            raw = np.concatenate(
+                [
+                    self._forward(normalise(images[i : i + BATCH]))
+                    for i in range(0, len(images), BATCH)
+                ]
+            )
         return evaluation.apply_temperature(raw, self.temperature)
 
     def predict_arrays(self, images: np.ndarray) -> list[Prediction]:
@@ -108,6 +114,27 @@ class Classifier:
             top_k=[(int(d), float(probabilities[d])) for d in order[: self.top_k]],
             unsure=confidence < self.min_confidence,
         )
+
+
+def compiled_forward(model) -> Callable[[np.ndarray], np.ndarray]:
+    """The fastest compiled forward pass for a batch of normalised digits, on this backend.
+
+    Backend-specific (TensorFlow): `predict_on_batch` spends ~0.2 ms per call on Keras's
+    data handling (measured: 0.59 ms against 0.38 ms for one digit), so TensorFlow gets a
+    concrete `tf.function` of the model's call. Other backends (JAX: ~0.13 ms) use
+    `predict_on_batch` as it is.
+    """
+    from .backend import import_keras
+
+    if import_keras().backend.backend() != "tensorflow":
+        return lambda x: np.asarray(model.predict_on_batch(x))
+    import tensorflow as tf
+
+    call = tf.function(
+        lambda x: model(x, training=False),
+        input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)],
+    ).get_concrete_function()
+    return lambda x: call(tf.constant(x)).numpy()
 
 
 def image_files(inputs: list[str]) -> list[Path | str]:
