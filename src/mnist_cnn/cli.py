@@ -38,11 +38,11 @@ def _input_errors() -> tuple[type[Exception], ...]:
     return (UsageError, datasets.DatasetError, RunError, *loaded)
 
 
-def _keras():
+def _keras(intra_op_threads: int | None = None):
     """Import the backend quietly before any module that needs it."""
     from .backend import import_keras
 
-    return import_keras()
+    return import_keras(intra_op_threads=intra_op_threads)
 
 
 def _print_json(obj) -> None:
@@ -206,7 +206,7 @@ def cmd_predict(args) -> None:
         raise UsageError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
     if not 1 <= args.top_k <= 10:
         raise UsageError(f"--top-k must be between 1 and 10, got {args.top_k}")
-    _keras()
+    _keras(intra_op_threads=1)  # latency-bound: see backend.import_keras
     if args.index:
         _predict_test_digits(args)
     elif not _predict_files(args):
