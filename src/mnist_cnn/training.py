@@ -285,12 +285,15 @@ def train(config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = (
         parameters=int(model.count_params()),
     )
     atomic_write_json(run_dir / rundir.METRICS, metrics)
-    write_plots(run_dir, x_train, y_train, x_test, y_test, probabilities, history.rows, spec)
+    write_plots(
+        run_dir, (x_train, y_train), (x_test, y_test), probabilities, metrics, history.rows, spec
+    )
     return RunResult(run_dir, entry.name, settings["epochs"], metrics, train_seconds, history.rows)
 
 
-def write_plots(run_dir: Path, x_train, y_train, x_test, y_test, probabilities, history, spec):
+def write_plots(run_dir: Path, train_set, test_set, probabilities, metrics, history, spec):
     """The run's pictures: samples, curves, a grid of test predictions, the confusion matrix."""
+    (x_train, y_train), (x_test, y_test) = train_set, test_set
     folder = run_dir / rundir.PLOTS
     classes = spec.classes if spec.name != "mnist" else None
     plots.sample_grid(x_train, y_train, folder / "samples.png", classes)
@@ -299,7 +302,4 @@ def write_plots(run_dir: Path, x_train, y_train, x_test, y_test, probabilities, 
     plots.prediction_grid(
         x_test[picks], y_test[picks], probabilities[picks], folder / "predictions.png"
     )
-    metrics_matrix = evaluation.confusion_matrix(
-        y_test, probabilities.argmax(axis=1), probabilities.shape[1]
-    )
-    plots.confusion_heatmap(metrics_matrix, folder / "confusion_matrix.png")
+    plots.confusion_heatmap(metrics["confusion_matrix"], folder / "confusion_matrix.png")
