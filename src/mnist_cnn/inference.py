@@ -19,6 +19,7 @@ from . import evaluation, imaging, rundir
 from .datasets import normalise
 
 BATCH = 1024
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
 @dataclass
@@ -152,6 +153,3 @@ def image_files(inputs: list[str]) -> list[Path | str]:
         else:
             found.append(Path(item))
     return found
-
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
