@@ -112,8 +112,8 @@ class HistoryWriter(keras.callbacks.Callback):
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        row = {"epoch": epoch + 1} if self.member is None else {"member": self.member}
-        row.setdefault("epoch", epoch + 1)
+        row = {} if self.member is None else {"member": self.member}
+        row["epoch"] = epoch + 1
         row.update({k: float(v) for k, v in (logs or {}).items()})
         row["seconds"] = time.perf_counter() - self._started
         self.rows.append(row)
