@@ -178,20 +178,17 @@ def _dataset_for(args) -> str:
 
 def cmd_evaluate(args) -> None:
     _keras()
-    from . import evaluation, rundir
+    from . import evaluation
+    from .inference import Classifier
 
-    model = rundir.load_model(args.model)
+    classifier = Classifier(args.model)
     dataset = _dataset_for(args)
     _, (x_test, y_test) = datasets.load_dataset(dataset, args.data_dir)
-    probabilities = evaluation.apply_temperature(
-        evaluation.predict_probabilities(model, x_test),
-        rundir.temperature_of(rundir.model_path(args.model)),
-    )
-    metrics = evaluation.evaluate(probabilities, y_test)
+    metrics = evaluation.evaluate(classifier.probabilities(x_test), y_test)
     if args.json:
-        _print_json({"model": str(rundir.model_path(args.model)), "dataset": dataset, **metrics})
+        _print_json({"model": str(classifier.path), "dataset": dataset, **metrics})
     else:
-        print(f"{rundir.model_path(args.model)} on the {dataset} test set")
+        print(f"{classifier.path} on the {dataset} test set")
         print(evaluation.format_metrics(metrics))
 
 
@@ -249,18 +246,16 @@ class PartialFailure(Exception):
 
 
 def _predict_test_digits(args) -> None:
-    from . import evaluation, plots, rundir
+    from . import plots
+    from .inference import Classifier
 
-    model = rundir.load_model(args.model)
+    classifier = Classifier(args.model)
     _, (x_test, y_test) = datasets.load_dataset(_dataset_for(args), args.data_dir)
     bad = [i for i in args.index if not 0 <= i < len(x_test)]
     if bad:
         raise UsageError(f"--index {bad[0]} is outside the test set (0..{len(x_test) - 1})")
-    out = Path(args.out) if args.out else rundir.model_path(args.model).parent / "predictions"
-    probabilities = evaluation.apply_temperature(
-        evaluation.predict_probabilities(model, x_test[args.index]),
-        rundir.temperature_of(rundir.model_path(args.model)),
-    )
+    out = Path(args.out) if args.out else classifier.path.parent / "predictions"
+    probabilities = classifier.probabilities(x_test[args.index])
     for index, probs in zip(args.index, probabilities, strict=True):
         digit = int(probs.argmax())
         path = out / f"test-{index}.png"
