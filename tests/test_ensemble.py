@@ -59,3 +59,32 @@ def test_ensemble_saves_reloads_and_predicts_identically(ensemble_run, mnist):
     accuracy = json.loads((Path(ensemble_run["run_dir"]) / rundir.METRICS).read_text())
     full = evaluation.evaluate(evaluation.predict_probabilities(model, mnist[1][0]), mnist[1][1])
     assert full["test_accuracy"] == pytest.approx(accuracy["test_accuracy"], abs=1e-9)
+
+
+def test_shifted_moves_ink_and_fills_with_background():
+    image = np.zeros((1, 28, 28), dtype=np.uint8)
+    image[0, 0, 5] = 200
+    image[0, 10, 27] = 100
+    down = evaluation.shifted(image, 1, 0)
+    assert down[0, 1, 5] == 200 and down[0, 0].sum() == 0
+    right = evaluation.shifted(image, 0, 1)
+    assert right[0, 0, 6] == 200 and right[0, :, 0].sum() == 0
+    assert right.sum() == 200  # the pixel pushed off the edge is gone, nothing wraps round
+    np.testing.assert_array_equal(evaluation.shifted(image, 0, 0), image)
+
+
+def test_test_time_augmentation_averages_the_shifted_views(ensemble_run, mnist):
+    model = rundir.load_model(ensemble_run["run_dir"])
+    digits = mnist[1][0][:200]
+    plain = evaluation.predict_probabilities(model, digits)
+    np.testing.assert_allclose(
+        evaluation.predict_with_tta(model, digits, shifts=((0, 0),)), plain, atol=1e-6
+    )
+    views = [
+        evaluation.predict_probabilities(model, evaluation.shifted(digits, *s))
+        for s in evaluation.TTA_SHIFTS
+    ]
+    tta = evaluation.predict_with_tta(model, digits)
+    np.testing.assert_allclose(tta, np.mean(views, axis=0), atol=1e-6)
+    np.testing.assert_allclose(tta.sum(axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(tta, plain)

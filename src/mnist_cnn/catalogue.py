@@ -305,7 +305,7 @@ ENTRIES: dict[str, Entry] = {
             summary="augment; Conv32 x2, Conv32 5x5/2, Conv64 x2, Conv64 5x5/2, Conv128 4x4; BN",
             build=best,
             recipe=Recipe(
-                epochs=20,
+                epochs=40,
                 batch_size=128,
                 validation_split=0.05,
                 loss="categorical",
@@ -314,6 +314,7 @@ ENTRIES: dict[str, Entry] = {
                 schedule="one-cycle",
                 warmup=0.2,
                 steps_per_execution=8,
+                precision="mixed_bfloat16",
                 select_best=True,
             ),
             source="ours: Deotte's augmented CNN, one-cycle Adam, label smoothing, "

@@ -15,6 +15,28 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = PREDICT_B
     return np.asarray(model.predict(normalise(images), batch_size=batch_size, verbose=0))
 
 
+def shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """The images moved by (dy, dx) pixels, with background (zero) filling the gap."""
+    moved = np.zeros_like(images)
+    height, width = images.shape[1:3]
+    moved[:, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = images[
+        :, max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
+    ]
+    return moved
+
+
+TTA_SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
+
+
+def predict_with_tta(model, images: np.ndarray, shifts=TTA_SHIFTS) -> np.ndarray:
+    """Test-time augmentation: the mean probabilities over the image and its 1-pixel shifts.
+
+    The shifts are fixed in advance (never chosen on the test set); MNIST digits are
+    centred by mass, so a pixel either way is a view the model saw in training.
+    """
+    return np.mean([predict_probabilities(model, shifted(images, *s)) for s in shifts], axis=0)
+
+
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int = 10) -> np.ndarray:
     """Counts with true classes as rows and predicted classes as columns."""
     matrix = np.zeros((classes, classes), dtype=np.int64)
