@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -77,3 +81,54 @@ def trained_run(tmp_path_factory) -> dict:
     summary = last_json(result.stdout)
     summary["stdout"], summary["stderr"] = result.stdout, result.stderr
     return summary
+
+
+@pytest.fixture(scope="session")
+def fast_run(tmp_path_factory) -> str:
+    """The `fast` model, trained for real through the command (about 10 s)."""
+    result = run_cli("train", "fast", "--out", str(tmp_path_factory.mktemp("fast")), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = last_json(result.stdout)
+    assert summary["test_accuracy"] >= 0.985
+    return summary["run_dir"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(model: str, *options: str, log: Path | None = None):
+    """`mnist-cnn serve MODEL` for real, on a free port of 127.0.0.1; yields its base URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    errors = open(log or os.devnull, "w")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [COMMAND, "serve", model, "--port", str(port), *options],
+        stdout=subprocess.DEVNULL,
+        stderr=errors,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, f"the server exited with {server.returncode}"
+            try:
+                urllib.request.urlopen(f"{url}/healthz", timeout=2).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not start in 120 s"
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        errors.close()
+
+
+@pytest.fixture(scope="session")
+def server(fast_run, tmp_path_factory) -> str:
+    """The `fast` model behind `mnist-cnn serve`, shared by the API and browser tests."""
+    with running_server(fast_run, log=tmp_path_factory.mktemp("serve") / "stderr.log") as url:
+        yield url

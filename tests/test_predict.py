@@ -20,15 +20,6 @@ from PIL import Image
 PHOTOS = 1000
 
 
-@pytest.fixture(scope="session")
-def fast_run(tmp_path_factory) -> str:
-    result = run_cli("train", "fast", "--out", str(tmp_path_factory.mktemp("fast")), "--json")
-    assert result.returncode == 0, result.stderr
-    summary = last_json(result.stdout)
-    assert summary["test_accuracy"] >= 0.985
-    return summary["run_dir"]
-
-
 def photograph(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """An MNIST digit as dark ink on unevenly lit paper: off-centre, scaled, tilted, noisy."""
     scale = rng.uniform(3, 15)

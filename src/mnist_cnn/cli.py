@@ -318,6 +318,27 @@ def _predict_files(args) -> bool:
 # --- parser --------------------------------------------------------------------------------
 
 
+# --- serve ---------------------------------------------------------------------------------
+
+
+def cmd_serve(args) -> None:
+    if not 0 < args.max_body_mb <= 1024:
+        raise UsageError(f"--max-body-mb must be between 0 and 1024, got {args.max_body_mb}")
+    if not 0.0 <= args.min_confidence <= 1.0:
+        raise UsageError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
+    _keras(intra_op_threads=1)  # requests run side by side, one core each
+    from . import rundir
+    from .inference import Classifier
+    from .server import serve
+
+    model = args.model or rundir.newest_run(args.runs)
+    classifier = Classifier(model, min_confidence=args.min_confidence)
+    print(
+        f"serving {classifier.path} at http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True
+    )
+    serve(classifier, args.host, args.port, int(args.max_body_mb * 1024 * 1024))
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming the command and how to get help."""
 
@@ -491,6 +512,39 @@ def build_parser() -> argparse.ArgumentParser:
         "predictions/ beside the model)",
     )
     _add_data_options(p, default_dataset=None)
+
+    p = _command(
+        sub,
+        "serve",
+        "the draw-a-digit page and the HTTP API (POST /api/predict, GET /api/model, /docs)",
+        f"{PROG} serve runs/fast-20261121-101500 --port 8000",
+        cmd_serve,
+    )
+    p.add_argument(
+        "model",
+        nargs="?",
+        metavar="RUN_DIR|MODEL.keras",
+        help="the model to serve (default: the newest run under --runs)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument(
+        "--runs", default="runs", help="where to look for the newest run (default: runs/)"
+    )
+    p.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=5.0,
+        metavar="MB",
+        help="refuse request bodies larger than this with 413 (default: 5)",
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.6,
+        metavar="P",
+        help="answers below this confidence are shown as unsure (default: 0.6)",
+    )
     return parser
 
 

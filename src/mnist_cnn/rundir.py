@@ -52,6 +52,17 @@ def new_run_dir(out: str | os.PathLike, name: str) -> Path:
     raise RunError(f"too many runs named {name}-{stamp} under {out}")
 
 
+def newest_run(out: str | os.PathLike = "runs") -> Path:
+    """The most recently finished run directory under `out` (the one whose model is newest)."""
+    models = sorted(Path(out).glob(f"*/{MODEL}"), key=lambda p: p.stat().st_mtime)
+    if not models:
+        raise RunError(
+            f"no finished runs under {out}/; train one first ('mnist-cnn train fast') "
+            f"or give a run directory or .keras file"
+        )
+    return models[-1].parent
+
+
 def model_path(path: str | os.PathLike) -> Path:
     """The `.keras` file behind a run directory or a model path, checked to exist."""
     path = Path(path)

@@ -1,0 +1,220 @@
+"""The FastAPI app: `POST /api/predict`, `GET /api/model`, `GET /healthz`, the page at `/`.
+
+Every answer comes from one `Classifier` through the same `imaging` path as
+`mnist-cnn predict`, so the page, the API and the command always agree. Every error is a
+4xx with `{"error": "..."}` saying what was wrong and what to send instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from .. import __version__, imaging, rundir
+from ..backend import versions
+from ..inference import Classifier
+from .limits import BodyLimit
+
+DEFAULT_MAX_BODY = 5 * 1024 * 1024
+STATIC = Path(__file__).with_name("static")
+SIDE = 28
+HOW_TO_SEND = (
+    "send multipart/form-data with the image in the field 'file', "
+    'or application/json {"pixels": 28 rows of 28 numbers in 0..255}'
+)
+
+PREDICT_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
+        },
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "pixels": {
+                        "type": "array",
+                        "minItems": SIDE,
+                        "maxItems": SIDE,
+                        "items": {
+                            "type": "array",
+                            "minItems": SIDE,
+                            "maxItems": SIDE,
+                            "items": {"type": "number", "minimum": 0, "maximum": 255},
+                        },
+                    }
+                },
+                "required": ["pixels"],
+            }
+        },
+    },
+}
+
+
+class RequestError(Exception):
+    """A request the API cannot answer: its HTTP status and a message for the caller."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def create_app(classifier: Classifier, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
+    """The app for one loaded classifier; bodies over `max_body` bytes get 413."""
+    api = FastAPI(
+        title="mnist-cnn",
+        version=__version__,
+        summary="Read handwritten digits: draw one at /, or POST an image to /api/predict.",
+    )
+    api.add_middleware(BodyLimit, max_bytes=max_body)
+    info = model_info(classifier)
+
+    @api.exception_handler(RequestError)
+    async def request_error(request, exc: RequestError):
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @api.exception_handler(HTTPException)
+    async def http_error(request, exc: HTTPException):
+        message = exc.detail if exc.status_code != 404 else f"no such page: {request.url.path}"
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+    @api.exception_handler(RequestValidationError)
+    async def validation_error(request, exc: RequestValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return JSONResponse({"error": problems}, status_code=422)
+
+    @api.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html")
+
+    api.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @api.get("/healthz", summary="Health check")
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @api.get("/api/model", summary="The model being served: name, test accuracy, versions")
+    def model() -> dict:
+        return info
+
+    @api.post(
+        "/api/predict",
+        summary="Read the digit in an image (or, with multi=1, the digits of a number)",
+        openapi_extra={"requestBody": PREDICT_BODY},
+    )
+    async def predict(request: Request, multi: bool = False) -> dict:
+        source, name = await read_source(request)
+        # The model and the image work run in a worker thread, so the event loop stays free.
+        return await run_in_threadpool(answer, classifier, source, name, multi)
+
+    return api
+
+
+async def read_source(request: Request) -> tuple[bytes | np.ndarray, str]:
+    """The image bytes of a multipart upload, or the array of a JSON pixels body."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "multipart/form-data":
+        try:
+            form = await request.form(max_files=1, max_fields=8)
+        except Exception as exc:  # python-multipart raises several types for a broken body
+            raise RequestError(400, f"malformed multipart body ({exc}); {HOW_TO_SEND}") from None
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise RequestError(
+                422, f"the multipart body has no file in the field 'file'; {HOW_TO_SEND}"
+            )
+        data = await upload.read()
+        name = upload.filename or "upload"
+        if not data:
+            raise RequestError(400, f"{name}: the uploaded file is empty")
+        return data, name
+    body = await request.body()
+    if not body:
+        raise RequestError(400, f"the request body is empty; {HOW_TO_SEND}")
+    if media != "application/json":
+        raise RequestError(415, f"unsupported media type {media or 'none'!r}; {HOW_TO_SEND}")
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise RequestError(400, f"malformed JSON ({exc}); {HOW_TO_SEND}") from None
+    return pixels_of(payload), "pixels"
+
+
+def pixels_of(payload) -> np.ndarray:
+    """The 28x28 uint8 image of a JSON `{"pixels": ...}` body, or a 422 naming what is wrong."""
+    if not isinstance(payload, dict) or "pixels" not in payload:
+        raise RequestError(422, f'the JSON body needs a "pixels" field; {HOW_TO_SEND}')
+    rows = payload["pixels"]
+    if not isinstance(rows, list) or len(rows) != SIDE:
+        got = f"{len(rows)} row(s)" if isinstance(rows, list) else f"a {type(rows).__name__}"
+        raise RequestError(422, f'"pixels" must be {SIDE} rows of {SIDE} numbers; got {got}')
+    for r, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != SIDE:
+            got = f"{len(row)} numbers" if isinstance(row, list) else f"a {type(row).__name__}"
+            raise RequestError(422, f'"pixels" row {r} must hold {SIDE} numbers; it holds {got}')
+        for c, value in enumerate(row):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise RequestError(422, f'"pixels"[{r}][{c}] is {value!r}, not a number')
+            if not (0 <= value <= 255) or (isinstance(value, float) and math.isnan(value)):
+                raise RequestError(
+                    422, f'"pixels"[{r}][{c}] is {value}, outside 0..255; scale to 0..255'
+                )
+    return np.rint(np.asarray(rows, dtype=np.float64)).astype(np.uint8)
+
+
+def answer(classifier: Classifier, source, name: str, multi: bool) -> dict:
+    """The prediction as JSON; an unreadable image is a 422 with the imaging error's message."""
+    try:
+        if multi:
+            return classifier.predict_number(source, name)
+        prepared = imaging.to_mnist(source, name)
+    except imaging.ImageError as exc:
+        raise RequestError(422, str(exc)) from None
+    prediction = classifier.predict_arrays(prepared.image)[0]
+    return {**prediction.to_dict(), "image": prepared.image.tolist()}
+
+
+def model_info(classifier: Classifier) -> dict:
+    """What `GET /api/model` says: the model, its measured accuracy, and the versions."""
+    run = rundir.run_dir_of(classifier.path)
+    config = rundir.read_json(run / rundir.CONFIG) if run else {}
+    metrics_file = run / rundir.METRICS if run else None
+    metrics = rundir.read_json(metrics_file) if metrics_file and metrics_file.is_file() else {}
+    return {
+        "name": config.get("model", classifier.path.stem),
+        "path": str(classifier.path),
+        "test_accuracy": metrics.get("test_accuracy"),
+        "parameters": int(classifier.model.count_params()),
+        "temperature": classifier.temperature,
+        "min_confidence": classifier.min_confidence,
+        "trained_with": config.get("versions"),
+        "versions": versions(),
+    }
+
+
+def serve(
+    classifier: Classifier,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_body: int = DEFAULT_MAX_BODY,
+) -> None:
+    """Run the app on uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(classifier, max_body), host=host, port=port, log_level="warning")
