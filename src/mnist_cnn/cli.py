@@ -326,17 +326,22 @@ def cmd_serve(args) -> None:
         raise UsageError(f"--max-body-mb must be between 0 and 1024, got {args.max_body_mb}")
     if not 0.0 <= args.min_confidence <= 1.0:
         raise UsageError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
+    if not 1 <= args.workers <= 64:
+        raise UsageError(f"--workers must be between 1 and 64, got {args.workers}")
     _keras(intra_op_threads=1)  # requests run side by side, one core each
     from . import rundir
-    from .inference import Classifier
     from .server import serve
 
-    model = args.model or rundir.newest_run(args.runs)
-    classifier = Classifier(model, min_confidence=args.min_confidence)
-    print(
-        f"serving {classifier.path} at http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True
+    model = rundir.model_path(args.model or rundir.newest_run(args.runs))
+    print(f"serving {model} at http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
+    serve(
+        model,
+        args.host,
+        args.port,
+        max_body=int(args.max_body_mb * 1024 * 1024),
+        min_confidence=args.min_confidence,
+        workers=args.workers,
     )
-    serve(classifier, args.host, args.port, int(args.max_body_mb * 1024 * 1024))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -530,6 +535,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument(
         "--runs", default="runs", help="where to look for the newest run (default: runs/)"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes, each with its own copy of the model (default: 1)",
     )
     p.add_argument(
         "--max-body-mb",

@@ -144,9 +144,12 @@ def ink(values: np.ndarray) -> np.ndarray:
     return np.clip(values - background, 0, None)
 
 
-def _otsu(values: np.ndarray) -> float:
-    histogram, edges = np.histogram(values, bins=64, range=(0, max(values.max(), 1e-6)))
-    centres = (edges[:-1] + edges[1:]) / 2
+def _otsu(values: np.ndarray, bins: int = 64) -> float:
+    # np.bincount, not np.histogram: the same 64 equal bins over 0..max, ~10x faster.
+    top = max(float(values.max()), 1e-6)
+    index = np.minimum((values.ravel() * (bins / top)).astype(np.intp), bins - 1)
+    histogram = np.bincount(index, minlength=bins)
+    centres = (np.arange(bins) + 0.5) * (top / bins)
     weight = np.cumsum(histogram)
     mean = np.cumsum(histogram * centres)
     total, total_mean = weight[-1], mean[-1]
@@ -159,7 +162,8 @@ def _otsu(values: np.ndarray) -> float:
 
 def ink_mask(strokes: np.ndarray, label: str = "image") -> tuple[np.ndarray, float]:
     """Which pixels are ink, and the threshold; "no digit found" if nothing stands out."""
-    contrast = np.percentile(strokes, 99.9) - np.median(strokes)
+    median, bright = np.percentile(strokes, [50, 99.9])
+    contrast = bright - median
     if contrast < MIN_CONTRAST:
         raise ImageError(f"{label}: no digit found (the image is blank or too faint)")
     threshold = _otsu(strokes)
