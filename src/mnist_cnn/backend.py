@@ -56,19 +56,27 @@ def _version(package: str) -> str | None:
         return None
 
 
-def versions() -> dict:
-    """Versions and hardware that decide a run's numbers, for config.json and the API."""
-    keras = import_keras()
-    backend = keras.backend.backend()
-    backend_package = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
-    return {
+def versions(runtime: str = "keras") -> dict:
+    """Versions and hardware that decide a run's numbers, for config.json and the API.
+
+    `runtime="onnxruntime"` describes an ONNX model's runtime instead, without importing Keras.
+    """
+    common = {
         "mnist_cnn": _version("mnist-cnn"),
         "python": platform.python_version(),
-        "keras": keras.__version__,
-        "backend": backend,
-        "backend_version": _version(backend_package) if backend_package else None,
         "numpy": _version("numpy"),
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
+    }
+    if runtime == "onnxruntime":
+        return {**common, "backend": "onnxruntime", "backend_version": _version("onnxruntime")}
+    keras = import_keras()
+    backend = keras.backend.backend()
+    backend_package = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
+    return {
+        **common,
+        "keras": keras.__version__,
+        "backend": backend,
+        "backend_version": _version(backend_package) if backend_package else None,
     }

@@ -31,6 +31,7 @@ INPUT_ERRORS = {
     "mnist_cnn.training": "TrainingError",
     "mnist_cnn.imaging": "ImageError",
 }
+# mnist_cnn.export's ExportError is not here: a failed export is our failure (exit 1).
 
 
 def _input_errors() -> tuple[type[Exception], ...]:
@@ -168,12 +169,7 @@ def _dataset_for(args) -> str:
     """The dataset a model was trained on (from its run), unless --dataset says otherwise."""
     from . import rundir
 
-    if args.dataset:
-        return args.dataset
-    run = rundir.run_dir_of(args.model)
-    if run is not None:
-        return rundir.read_json(run / rundir.CONFIG).get("settings", {}).get("dataset", "mnist")
-    return "mnist"
+    return args.dataset or rundir.dataset_of(args.model)
 
 
 def cmd_evaluate(args) -> None:
@@ -203,7 +199,8 @@ def cmd_predict(args) -> None:
         raise UsageError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
     if not 1 <= args.top_k <= 10:
         raise UsageError(f"--top-k must be between 1 and 10, got {args.top_k}")
-    _keras(intra_op_threads=1)  # latency-bound: see backend.import_keras
+    if not str(args.model).endswith(".onnx"):  # ONNX Runtime needs no Keras
+        _keras(intra_op_threads=1)  # latency-bound: see backend.import_keras
     if args.index:
         _predict_test_digits(args)
     elif not _predict_files(args):
@@ -285,7 +282,9 @@ def _predict_files(args) -> bool:
     from .atomic import atomic_write
     from .inference import Classifier, image_files
 
-    classifier = Classifier(args.model, min_confidence=args.min_confidence, top_k=args.top_k)
+    classifier = Classifier(
+        args.model, min_confidence=args.min_confidence, top_k=args.top_k, threads=1
+    )
     items = image_files(args.inputs)
     sources = [sys.stdin.buffer.read() if item == "-" else item for item in items]
     names = ["-" if item == "-" else str(item) for item in items]
@@ -315,7 +314,27 @@ def _predict_files(args) -> bool:
     return all_read
 
 
-# --- parser --------------------------------------------------------------------------------
+# --- export --------------------------------------------------------------------------------
+
+
+def cmd_export(args) -> None:
+    _keras()
+    from .export import export_model
+
+    target, parity = export_model(args.model, args.format, args.out, args.data_dir)
+    if args.json:
+        _print_json({"format": args.format, "path": str(target), "parity": parity.to_dict()})
+        return
+    print(
+        f"parity on {parity.digits:,} test digits: max probability difference "
+        f"{parity.max_difference:.2e} (allowed 1e-04), {parity.disagreements} digits differ"
+    )
+    if parity.trained_max_difference is not None:
+        print(
+            f"  (float32 export against the mixed-precision model as trained: "
+            f"{parity.trained_max_difference:.2e}, {parity.trained_disagreements} digits differ)"
+        )
+    print(f"exported {args.format}: {target}")
 
 
 # --- serve ---------------------------------------------------------------------------------
@@ -328,11 +347,14 @@ def cmd_serve(args) -> None:
         raise UsageError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
     if not 1 <= args.workers <= 64:
         raise UsageError(f"--workers must be between 1 and 64, got {args.workers}")
-    _keras(intra_op_threads=1)  # requests run side by side, one core each
     from . import rundir
+    from .inference import MODEL_SUFFIXES
+
+    model = rundir.model_path(args.model or rundir.newest_run(args.runs), MODEL_SUFFIXES)
+    if model.suffix != ".onnx":
+        _keras(intra_op_threads=1)  # requests run side by side, one core each
     from .server import serve
 
-    model = rundir.model_path(args.model or rundir.newest_run(args.runs))
     print(f"serving {model} at http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
     serve(
         model,
@@ -342,6 +364,9 @@ def cmd_serve(args) -> None:
         min_confidence=args.min_confidence,
         workers=args.workers,
     )
+
+
+# --- parser --------------------------------------------------------------------------------
 
 
 class _Parser(argparse.ArgumentParser):
@@ -517,6 +542,22 @@ def build_parser() -> argparse.ArgumentParser:
         "predictions/ beside the model)",
     )
     _add_data_options(p, default_dataset=None)
+
+    p = _command(
+        sub,
+        "export",
+        "export a model to ONNX, SavedModel or TFLite, checked against Keras on 1,000 digits",
+        f"{PROG} export runs/fast-20261121-101500 --format onnx",
+        cmd_export,
+    )
+    p.add_argument("model", metavar="RUN_DIR|MODEL.keras")
+    p.add_argument("--format", required=True, choices=["onnx", "saved_model", "tflite"])
+    p.add_argument(
+        "--out",
+        help="where to write it (default: model.onnx, saved_model/ or model.tflite "
+        "beside the model)",
+    )
+    p.add_argument("--data-dir", metavar="DIR", help="data folder for the parity digits")
 
     p = _command(
         sub,

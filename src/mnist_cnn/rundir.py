@@ -63,25 +63,37 @@ def newest_run(out: str | os.PathLike = "runs") -> Path:
     return models[-1].parent
 
 
-def model_path(path: str | os.PathLike) -> Path:
-    """The `.keras` file behind a run directory or a model path, checked to exist."""
+def model_path(path: str | os.PathLike, suffixes: tuple[str, ...] = (".keras",)) -> Path:
+    """The model file behind a run directory or a model path, checked to exist.
+
+    `suffixes` are the kinds of file the caller can run (`.onnx` too, for inference).
+    """
     path = Path(path)
     if path.is_dir():
         candidate = path / MODEL
         if not candidate.is_file():
             raise RunError(f"{path} has no {MODEL}; is it a finished run directory?")
         return candidate
+    kinds = " or ".join(suffixes)
     if not path.exists():
-        raise RunError(f"{path} does not exist; give a run directory or a .keras file")
-    if path.suffix != ".keras":
-        raise RunError(f"{path} is not a .keras model file or a run directory")
+        raise RunError(f"{path} does not exist; give a run directory or a {kinds} file")
+    if path.suffix not in suffixes:
+        raise RunError(f"{path} is not a {kinds} model file or a run directory")
     return path
 
 
 def run_dir_of(path: str | os.PathLike) -> Path | None:
     """The run directory that holds a model, if the model lives in one."""
-    folder = model_path(path).parent
+    folder = model_path(path, (".keras", ".onnx")).parent
     return folder if (folder / CONFIG).is_file() else None
+
+
+def dataset_of(path: str | os.PathLike) -> str:
+    """The dataset a model was trained on, from its run's config ("mnist" outside a run)."""
+    run = run_dir_of(path)
+    if run is None:
+        return "mnist"
+    return read_json(run / CONFIG).get("settings", {}).get("dataset", "mnist")
 
 
 def temperature_of(model_file: str | os.PathLike) -> float:

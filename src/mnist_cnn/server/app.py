@@ -212,11 +212,13 @@ def model_info(classifier: Classifier) -> dict:
         "name": config.get("model", classifier.path.stem),
         "path": str(classifier.path),
         "test_accuracy": metrics.get("test_accuracy"),
-        "parameters": int(classifier.model.count_params()),
+        "parameters": metrics.get("parameters")
+        or (int(classifier.model.count_params()) if classifier.model is not None else None),
+        "runtime": "onnxruntime" if classifier.model is None else "keras",
         "temperature": classifier.temperature,
         "min_confidence": classifier.min_confidence,
         "trained_with": config.get("versions"),
-        "versions": versions(),
+        "versions": versions("onnxruntime" if classifier.model is None else "keras"),
     }
 
 
@@ -243,5 +245,5 @@ def serve(
 def app_from_environment() -> FastAPI:
     """The app `serve` describes in $MNIST_CNN_SERVE (how uvicorn's worker processes get it)."""
     settings = json.loads(os.environ[SETTINGS_ENV])
-    classifier = Classifier(settings["model"], min_confidence=settings["min_confidence"])
+    classifier = Classifier(settings["model"], min_confidence=settings["min_confidence"], threads=1)
     return create_app(classifier, settings["max_body"])
