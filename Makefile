@@ -5,6 +5,9 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 MODEL  ?= fast
 
+CHROMIUM ?= /usr/bin/chromium
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 .PHONY: run test lint clean
 
 $(BIN)/mnist-cnn: pyproject.toml
@@ -17,7 +20,12 @@ run: $(BIN)/mnist-cnn
 	$(BIN)/mnist-cnn data download
 	$(BIN)/mnist-cnn train $(MODEL)
 
-test: $(BIN)/mnist-cnn
+# The browser tests drive Debian's Chromium (never a downloaded browser).
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+test: $(BIN)/mnist-cnn $(CHROMIUM)
 	$(BIN)/mnist-cnn data download
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
