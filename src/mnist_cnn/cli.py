@@ -314,6 +314,32 @@ def _predict_files(args) -> bool:
     return all_read
 
 
+# --- report and compare --------------------------------------------------------------------
+
+
+def cmd_report(args) -> None:
+    _keras()
+    from .report import write_report
+
+    path = write_report(args.run, args.data_dir)
+    if args.json:
+        _print_json({"report": str(path)})
+    else:
+        print(f"report: {path}")
+
+
+def cmd_compare(args) -> None:
+    _keras()
+    from .compare import compare_runs, format_table
+
+    comparison = compare_runs(args.runs, args.out, args.data_dir)
+    if args.json:
+        _print_json(comparison.summary())
+    else:
+        print(format_table(comparison))
+        print(f"compare page: {comparison.page}")
+
+
 # --- export --------------------------------------------------------------------------------
 
 
@@ -542,6 +568,27 @@ def build_parser() -> argparse.ArgumentParser:
         "predictions/ beside the model)",
     )
     _add_data_options(p, default_dataset=None)
+
+    p = _command(
+        sub,
+        "report",
+        "write RUN_DIR/report.html: settings, curves, metrics, errors, calibration, filters",
+        f"{PROG} report runs/fast-20261121-101500",
+        cmd_report,
+    )
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("--data-dir", metavar="DIR", help="data folder (default: as for train)")
+
+    p = _command(
+        sub,
+        "compare",
+        "compare runs: a table here, and an HTML page with curves and disagreements",
+        f"{PROG} compare runs/fast-20261121-101500 runs/keras-example-20261121-102000",
+        cmd_compare,
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", default="compare.html", help="the page (default: compare.html)")
+    p.add_argument("--data-dir", metavar="DIR", help="data folder (default: as for train)")
 
     p = _command(
         sub,

@@ -81,6 +81,17 @@ def evaluate(probabilities: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
+def most_confused_pairs(matrix, top: int = 10) -> list[tuple[int, int, int]]:
+    """The off-diagonal cells with the most errors: (true, predicted, count), largest first."""
+    matrix = np.asarray(matrix)
+    pairs = [
+        (int(t), int(p), int(matrix[t, p]))
+        for t, p in zip(*np.nonzero(matrix), strict=True)
+        if t != p
+    ]
+    return sorted(pairs, key=lambda pair: (-pair[2], pair[0], pair[1]))[:top]
+
+
 def format_metrics(metrics: dict) -> str:
     """The metrics as a short text report: headline numbers, per-class table, confusion matrix."""
     lines = [
@@ -131,17 +142,38 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(np.exp(minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded").x))
 
 
-def expected_calibration_error(
+def reliability_bins(
     probabilities: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS
-) -> float:
-    """The mean gap between confidence and accuracy, over equal-width confidence bins."""
+) -> list[dict]:
+    """Equal-width confidence bins: each bin's count, mean confidence and accuracy."""
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == np.asarray(labels)
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    gap = 0.0
+    rows = []
     for b in range(bins):
         inside = which == b
-        if inside.any():
-            gap += inside.mean() * abs(confidence[inside].mean() - correct[inside].mean())
-    return float(gap)
+        rows.append(
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "count": int(inside.sum()),
+                "confidence": float(confidence[inside].mean()) if inside.any() else None,
+                "accuracy": float(correct[inside].mean()) if inside.any() else None,
+            }
+        )
+    return rows
+
+
+def expected_calibration_error(
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS
+) -> float:
+    """The mean gap between confidence and accuracy, over equal-width confidence bins."""
+    total = len(labels)
+    return float(
+        sum(
+            row["count"] / total * abs(row["confidence"] - row["accuracy"])
+            for row in reliability_bins(probabilities, labels, bins)
+            if row["count"]
+        )
+    )

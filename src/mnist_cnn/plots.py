@@ -1,6 +1,7 @@
-"""The pictures the tutorials show, as PNG files: digits, curves, predictions, confusion.
+"""The pictures: digits, curves, predictions, confusion, calibration, filters, feature maps.
 
-Every figure uses the same small style and is written atomically.
+Every figure uses the same small style. Each function returns the PNG bytes (the report
+embeds them) and, given a path, also writes the file atomically.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ STYLE = {
 }
 
 
-def _save(fig, path: str | os.PathLike) -> None:
+def _save(fig, path: str | os.PathLike | None = None) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight")
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    if path is not None:
+        atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def _digit_grid(images, titles, colors=None, columns: int = 4):
@@ -48,14 +51,14 @@ def _digit_grid(images, titles, colors=None, columns: int = 4):
     return fig
 
 
-def sample_grid(images: np.ndarray, labels: np.ndarray, path, classes=None) -> None:
+def sample_grid(images: np.ndarray, labels: np.ndarray, path=None, classes=None) -> bytes:
     """A 4x4 grid of digits, each titled with its label."""
     with plt.rc_context(STYLE):
         names = [str(classes[y]) if classes else str(y) for y in labels[:16]]
-        _save(_digit_grid(images[:16], [f"Label: {n}" for n in names]), path)
+        return _save(_digit_grid(images[:16], [f"Label: {n}" for n in names]), path)
 
 
-def training_curves(history: list[dict], path) -> None:
+def training_curves(history: list[dict], path=None) -> bytes:
     """Accuracy and loss per epoch, training against validation (one pair per ensemble member)."""
     members = sorted({row.get("member", 1) for row in history})
     with plt.rc_context(STYLE):
@@ -75,10 +78,10 @@ def training_curves(history: list[dict], path) -> None:
             ax.grid(alpha=0.3)
             ax.legend()
         fig.tight_layout()
-        _save(fig, path)
+        return _save(fig, path)
 
 
-def prediction_grid(images, labels, probabilities, path) -> None:
+def prediction_grid(images, labels, probabilities, path=None, columns: int = 4) -> bytes:
     """Digits titled with the prediction: green where right, red where wrong."""
     predicted = probabilities.argmax(axis=1)
     titles = [
@@ -87,10 +90,10 @@ def prediction_grid(images, labels, probabilities, path) -> None:
     ]
     colors = [RIGHT if p == y else WRONG for p, y in zip(predicted, labels, strict=True)]
     with plt.rc_context(STYLE):
-        _save(_digit_grid(images, titles, colors), path)
+        return _save(_digit_grid(images, titles, colors, columns), path)
 
 
-def confusion_heatmap(matrix, path) -> None:
+def confusion_heatmap(matrix, path=None) -> bytes:
     """The confusion matrix as a heatmap with counts, true classes as rows."""
     matrix = np.asarray(matrix)
     with plt.rc_context(STYLE):
@@ -115,10 +118,12 @@ def confusion_heatmap(matrix, path) -> None:
         ax.set_ylabel("true")
         ax.set_title("confusion matrix (test set)")
         fig.tight_layout()
-        _save(fig, path)
+        return _save(fig, path)
 
 
-def digit_prediction(image: np.ndarray, digit: int, probability: float, path, label=None) -> None:
+def digit_prediction(
+    image: np.ndarray, digit: int, probability: float, path=None, label=None
+) -> bytes:
     """One digit titled `Predicted: N (p=0.99)`, as the tutorials show it."""
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(2.8, 3.0))
@@ -129,4 +134,117 @@ def digit_prediction(image: np.ndarray, digit: int, probability: float, path, la
             ax.set_title(title, color=RIGHT if label == digit else WRONG)
         else:
             ax.set_title(title)
-        _save(fig, path)
+        return _save(fig, path)
+
+
+def confused_pairs(pairs, examples: list[np.ndarray], path=None, columns: int = 6) -> bytes:
+    """One row per confused pair (true -> predicted, count), with up to `columns` examples."""
+    rows = max(1, len(pairs))
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            rows, columns + 1, figsize=(1.2 * (columns + 1), 1.25 * rows), squeeze=False
+        )
+        for r, ax_row in enumerate(axes):
+            for ax in ax_row:
+                ax.axis("off")
+            if r >= len(pairs):
+                continue
+            true, predicted, count = pairs[r]
+            ax_row[0].text(
+                0.5, 0.5, f"{true} → {predicted}\n{count}×", ha="center", va="center", fontsize=11
+            )
+            for c, image in enumerate(examples[r][:columns]):
+                ax_row[c + 1].imshow(image, cmap="gray_r", vmin=0, vmax=255)
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def misclassified(images, labels, probabilities, path=None, columns: int = 8) -> bytes:
+    """Wrong answers, titled `true -> predicted (confidence)`, in the order given."""
+    predicted = probabilities.argmax(axis=1)
+    titles = [
+        f"{y}→{p} ({probabilities[i, p]:.0%})"
+        for i, (y, p) in enumerate(zip(labels, predicted, strict=True))
+    ]
+    with plt.rc_context(STYLE):
+        return _save(_digit_grid(images, titles, [WRONG] * len(images), columns), path)
+
+
+def reliability_diagram(bins: list[dict], ece: float, path=None) -> bytes:
+    """Accuracy against confidence per bin, beside the diagonal of perfect calibration."""
+    used = [b for b in bins if b["count"]]
+    with plt.rc_context(STYLE):
+        fig, (top, bottom) = plt.subplots(
+            2, 1, figsize=(4.6, 5.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+        )
+        width = bins[0]["high"] - bins[0]["low"]
+        top.bar(
+            [b["low"] for b in used],
+            [b["accuracy"] for b in used],
+            width=width,
+            align="edge",
+            edgecolor="white",
+            label="accuracy",
+        )
+        top.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+        top.plot(
+            [b["confidence"] for b in used],
+            [b["accuracy"] for b in used],
+            "o",
+            color=WRONG,
+            markersize=3,
+            label="mean confidence",
+        )
+        top.set_ylabel("accuracy")
+        top.set_title(f"reliability (test set), ECE {ece:.2%}")
+        top.legend(loc="upper left")
+        bottom.bar(
+            [b["low"] for b in used],
+            [b["count"] for b in used],
+            width=width,
+            align="edge",
+            color="grey",
+        )
+        bottom.set_yscale("log")
+        bottom.set_xlabel("confidence")
+        bottom.set_ylabel("digits")
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def filters(kernels: np.ndarray, path=None, columns: int = 8) -> bytes:
+    """First-layer convolution kernels (kh, kw, 1, n), each scaled to its own range."""
+    count = kernels.shape[-1]
+    rows = int(np.ceil(count / columns))
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(rows, columns, figsize=(1.0 * columns, 1.0 * rows), squeeze=False)
+        for i, ax in enumerate(axes.ravel()):
+            ax.axis("off")
+            if i < count:
+                ax.imshow(kernels[:, :, 0, i], cmap="RdBu_r")
+        fig.suptitle(f"first layer: {count} filters of {kernels.shape[0]}x{kernels.shape[1]}")
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def feature_maps(digit: np.ndarray, maps: list[tuple[str, np.ndarray]], path=None) -> bytes:
+    """The digit, then up to 8 channels of each convolution's output (rows), for one digit."""
+    shown = 8
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            len(maps) + 1, shown, figsize=(1.1 * shown, 1.2 * (len(maps) + 1)), squeeze=False
+        )
+        for ax in axes.ravel():
+            ax.axis("off")
+        axes[0, 0].imshow(digit, cmap="gray_r", vmin=0, vmax=255)
+        axes[0, 0].set_title("input")
+        for r, (name, values) in enumerate(maps, start=1):
+            for c in range(min(shown, values.shape[-1])):
+                axes[r, c].imshow(values[:, :, c], cmap="viridis")
+            axes[r, 0].set_title(
+                f"{name} {values.shape[0]}x{values.shape[1]}x{values.shape[2]}",
+                loc="left",
+                fontsize=8,
+            )
+        fig.tight_layout()
+        return _save(fig, path)

@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import catalogue, datasets, evaluation, plots, rundir
+from . import catalogue, datasets, evaluation, plots, report, rundir
 from .atomic import atomic_write_json
 from .backend import versions
 
@@ -288,6 +288,7 @@ def train(config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = (
     write_plots(
         run_dir, (x_train, y_train), (x_test, y_test), probabilities, metrics, history.rows, spec
     )
+    report.write_report(run_dir, config.data_dir)
     return RunResult(run_dir, entry.name, settings["epochs"], metrics, train_seconds, history.rows)
 
 

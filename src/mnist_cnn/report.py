@@ -1,0 +1,247 @@
+"""One self-contained HTML report per run: what was trained, how it learned, where it errs.
+
+Everything is in one file (images embedded as PNG data URIs), so it can be mailed or
+archived with the run. The test digits are read again through `Classifier`, so the numbers
+are those of `metrics.json` (the calibration temperature included).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import datasets, evaluation, plots, rundir
+from .atomic import atomic_write_text
+from .backend import import_keras
+from .inference import Classifier
+
+REPORT = "report.html"
+SAMPLE_SEED = 0
+SAMPLES = 16
+GALLERY = 32
+PAIRS = 10
+PAIR_EXAMPLES = 6
+
+SECTIONS = {
+    "summary": "Summary",
+    "curves": "Training curves",
+    "metrics": "Test metrics",
+    "confusion": "Confusion matrix",
+    "per-class": "Per-class scores",
+    "confused-pairs": "Most-confused pairs",
+    "misclassified": "Misclassified digits",
+    "samples": "Sample predictions",
+    "calibration": "Calibration",
+    "filters": "First-layer filters",
+    "feature-maps": "Feature maps",
+}
+
+STYLE = """
+body { font: 15px/1.45 system-ui, sans-serif; color: #1b1b1b; max-width: 980px;
+       margin: 0 auto; padding: 16px 20px 48px; }
+h1 { margin-bottom: 0; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
+.muted { color: #555; } nav a { margin-right: 0.8em; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+.big { font-size: 2em; font-weight: 700; }
+img { max-width: 100%; height: auto; }
+.side { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
+#confusion-table .diagonal { font-weight: 700; }
+table.kv td { text-align: left; }
+"""
+
+
+def write_report(run_dir: str | os.PathLike, data_dir: str | None = None) -> Path:
+    """Write `RUN_DIR/report.html` and return its path."""
+    run = rundir.run_dir_of(run_dir)
+    if run is None:
+        raise rundir.RunError(f"{run_dir} is not a run directory (it has no {rundir.CONFIG})")
+    config = rundir.read_json(run / rundir.CONFIG)
+    metrics = rundir.read_json(run / rundir.METRICS)
+    history = rundir.read_history(run / rundir.HISTORY)
+    classifier = Classifier(run)
+    dataset = config.get("settings", {}).get("dataset", "mnist")
+    (x_train, y_train), (x_test, y_test) = datasets.load_dataset(dataset, data_dir)
+    probabilities = classifier.probabilities(x_test)
+    predicted = probabilities.argmax(axis=1)
+
+    figures = {
+        "curves": plots.training_curves(history),
+        "confusion": plots.confusion_heatmap(metrics["confusion_matrix"]),
+        "samples": _sample_predictions(x_test, y_test, probabilities),
+        "calibration": plots.reliability_diagram(
+            evaluation.reliability_bins(probabilities, y_test),
+            evaluation.expected_calibration_error(probabilities, y_test),
+        ),
+    }
+    pairs = evaluation.most_confused_pairs(metrics["confusion_matrix"], PAIRS)
+    figures["confused-pairs"] = plots.confused_pairs(
+        pairs, [_examples(x_test, y_test, probabilities, t, p) for t, p, _ in pairs]
+    )
+    wrong = np.flatnonzero(predicted != y_test)
+    worst = wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")][:GALLERY]
+    figures["misclassified"] = plots.misclassified(
+        x_test[worst], y_test[worst], probabilities[worst]
+    )
+    figures.update(_inside_the_network(classifier.model, x_test[0]))
+
+    page = _render(run, config, metrics, figures, pairs, len(wrong))
+    path = run / REPORT
+    atomic_write_text(path, page)
+    return path
+
+
+def _sample_predictions(x_test, y_test, probabilities) -> bytes:
+    picks = np.random.default_rng(SAMPLE_SEED).choice(len(x_test), SAMPLES, replace=False)
+    return plots.prediction_grid(x_test[picks], y_test[picks], probabilities[picks], columns=8)
+
+
+def _examples(x_test, y_test, probabilities, true: int, predicted: int) -> list[np.ndarray]:
+    """The most confident mistakes of one kind (true digit read as `predicted`)."""
+    where = np.flatnonzero((y_test == true) & (probabilities.argmax(axis=1) == predicted))
+    order = np.argsort(-probabilities[where, predicted], kind="stable")
+    return [x_test[i] for i in where[order][:PAIR_EXAMPLES]]
+
+
+def _inside_the_network(model, digit: np.ndarray) -> dict[str, bytes]:
+    """First-layer filters, and one digit's feature maps through every convolution."""
+    keras = import_keras()
+    members = [layer for layer in model.layers if layer.name.startswith("member_")]
+    network = members[0] if members else model  # an ensemble: its first member
+    convolutions = [layer for layer in network.layers if isinstance(layer, keras.layers.Conv2D)]
+    if not convolutions:
+        return {}
+    probe = keras.Model(network.inputs[0], [layer.output for layer in convolutions])
+    outputs = probe(datasets.normalise(digit[np.newaxis]), training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    maps = [
+        (layer.name, np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)[0])
+        for layer, out in zip(convolutions, outputs, strict=True)
+    ]
+    kernel = np.asarray(keras.ops.convert_to_numpy(convolutions[0].kernel), dtype=np.float32)
+    return {"filters": plots.filters(kernel), "feature-maps": plots.feature_maps(digit, maps)}
+
+
+def _image(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def _render(run: Path, config, metrics, figures, pairs, errors: int) -> str:
+    settings = config.get("settings", {})
+    versions = config.get("versions", {})
+    entry = config.get("entry", {})
+    accuracy = metrics["test_accuracy"]
+    calibration = metrics.get("calibration", {})
+    e = html.escape
+
+    def table(rows, head=None, attributes="") -> str:
+        header = "<tr>" + "".join(f"<th>{e(str(h))}</th>" for h in head) + "</tr>" if head else ""
+        body = "".join(
+            "<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows
+        )
+        return f"<table{attributes}>{header}{body}</table>"
+
+    summary_rows = [
+        ("model", f"<b>{e(config.get('model', '?'))}</b>: {e(entry.get('summary', ''))}"),
+        ("source", e(entry.get("source", ""))),
+        ("dataset", e(settings.get("dataset", "mnist"))),
+        ("parameters", f"{metrics.get('parameters', 0):,}"),
+        ("seed", e(str(settings.get("seed")))),
+        ("time to train", f"{metrics.get('train_seconds', 0):.1f} s in model.fit"),
+        ("started", e(config.get("started", ""))),
+        (
+            "hardware",
+            e(
+                f"{versions.get('machine')} · {versions.get('cpu_count')} CPU cores · "
+                f"{versions.get('platform')}"
+            ),
+        ),
+        (
+            "versions",
+            e(
+                ", ".join(
+                    f"{k} {v}"
+                    for k, v in versions.items()
+                    if k not in ("machine", "cpu_count", "platform")
+                )
+            ),
+        ),
+    ]
+    settings_rows = [(e(k), e(str(v))) for k, v in settings.items()]
+    per_class = [
+        (
+            row["class"],
+            f"{row['precision']:.2%}",
+            f"{row['recall']:.2%}",
+            f"{row['f1']:.4f}",
+            f"{row['support']:,}",
+        )
+        for row in metrics["per_class"]
+    ]
+    matrix = metrics["confusion_matrix"]
+    confusion_rows = [
+        [f"<b>{t}</b>"]
+        + [f'<span class="{"diagonal" if t == p else ""}">{n}</span>' for p, n in enumerate(row)]
+        for t, row in enumerate(matrix)
+    ]
+    pair_rows = [(f"{t} → {p}", f"{n}") for t, p, n in pairs]
+
+    parts = {
+        "summary": table(summary_rows, attributes=' class="kv"')
+        + "<h3>Every setting</h3>"
+        + table(settings_rows, attributes=' class="kv"'),
+        "curves": _image(figures["curves"], "accuracy and loss per epoch"),
+        "metrics": (
+            f'<p><span class="big" id="test-accuracy" data-value="{accuracy!r}">'
+            f"{accuracy:.2%}</span> test accuracy · {metrics['errors']} wrong of "
+            f"{metrics['test_samples']:,} · test loss {metrics['test_loss']:.4f}</p>"
+        ),
+        "confusion": '<div class="side">'
+        + _image(figures["confusion"], "confusion matrix heatmap")
+        + table(confusion_rows, ["true \\ predicted", *range(len(matrix))], ' id="confusion-table"')
+        + "</div>",
+        "per-class": table(per_class, ["class", "precision", "recall", "F1", "support"]),
+        "confused-pairs": '<div class="side">'
+        + table(pair_rows, ["true → predicted", "count"])
+        + _image(figures["confused-pairs"], "examples of the most-confused pairs")
+        + "</div>",
+        "misclassified": f"<p class='muted'>The {min(GALLERY, errors)} most confident "
+        f"mistakes of {errors}, worst first: true → predicted (confidence).</p>"
+        + _image(figures["misclassified"], "misclassified test digits"),
+        "samples": "<p class='muted'>16 test digits picked with a fixed seed; green is right, "
+        "red is wrong.</p>" + _image(figures["samples"], "sample predictions"),
+        "calibration": (
+            f"<p>Temperature {calibration.get('temperature', 1.0):.3f}, fitted on the "
+            f"validation split. Test ECE before: {calibration.get('test_ece_before', 0):.2%}, "
+            f"after: {calibration.get('test_ece_after', 0):.2%}.</p>"
+            + _image(figures["calibration"], "reliability diagram")
+        ),
+        "filters": _image(figures["filters"], "first-layer filters")
+        if "filters" in figures
+        else "<p>This model has no convolutions.</p>",
+        "feature-maps": "<p class='muted'>The first test digit through each convolution "
+        "(up to 8 channels each).</p>" + _image(figures["feature-maps"], "feature maps")
+        if "feature-maps" in figures
+        else "<p>This model has no convolutions.</p>",
+    }
+    nav = " ".join(f'<a href="#{key}">{e(title)}</a>' for key, title in SECTIONS.items())
+    sections = "\n".join(
+        f'<section id="{key}"><h2>{e(title)}</h2>{parts[key]}</section>'
+        for key, title in SECTIONS.items()
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(run.name)}: mnist-cnn report</title><style>{STYLE}</style></head>
+<body><h1>{e(run.name)}</h1>
+<p class="muted">mnist-cnn report · {accuracy:.2%} test accuracy</p>
+<nav>{nav}</nav>
+{sections}
+</body></html>
+"""
