@@ -132,3 +132,20 @@ def server(fast_run, tmp_path_factory) -> str:
     """The `fast` model behind `mnist-cnn serve`, shared by the API and browser tests."""
     with running_server(fast_run, log=tmp_path_factory.mktemp("serve") / "stderr.log") as url:
         yield url
+
+
+CHROMIUM = os.environ.get("MNIST_CNN_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium (never a downloaded browser), headless, driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's browser (apt-get install chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -248,3 +248,30 @@ def feature_maps(digit: np.ndarray, maps: list[tuple[str, np.ndarray]], path=Non
             )
         fig.tight_layout()
         return _save(fig, path)
+
+
+def overlaid_curves(histories: dict[str, list[dict]], path=None) -> bytes:
+    """Validation accuracy and loss per epoch, one line per run (training dashed)."""
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
+            for index, (name, history) in enumerate(histories.items()):
+                color = f"C{index % 10}"
+                epochs = [row["epoch"] for row in history]
+                ax.plot(epochs, [row[metric] for row in history], "--", color=color, alpha=0.6)
+                if history and f"val_{metric}" in history[0]:
+                    values = [row[f"val_{metric}"] for row in history]
+                    ax.plot(epochs, values, "o-", color=color, label=name)
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_title(f"{metric} (validation solid, training dashed)")
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=8)
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def disagreements(images, titles: list[str], path=None, columns: int = 6) -> bytes:
+    """Digits on which runs disagree, each titled with every run's answer."""
+    with plt.rc_context({**STYLE, "axes.titlesize": 8}):
+        return _save(_digit_grid(images, titles, columns=columns), path)

@@ -127,7 +127,8 @@ def _inside_the_network(model, digit: np.ndarray) -> dict[str, bytes]:
     return {"filters": plots.filters(kernel), "feature-maps": plots.feature_maps(digit, maps)}
 
 
-def _image(png: bytes, alt: str) -> str:
+def embedded_png(png: bytes, alt: str) -> str:
+    """An <img> that carries its PNG inside the page (a data URI)."""
     data = base64.b64encode(png).decode()
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
@@ -196,37 +197,37 @@ def _render(run: Path, config, metrics, figures, pairs, errors: int) -> str:
         "summary": table(summary_rows, attributes=' class="kv"')
         + "<h3>Every setting</h3>"
         + table(settings_rows, attributes=' class="kv"'),
-        "curves": _image(figures["curves"], "accuracy and loss per epoch"),
+        "curves": embedded_png(figures["curves"], "accuracy and loss per epoch"),
         "metrics": (
             f'<p><span class="big" id="test-accuracy" data-value="{accuracy!r}">'
             f"{accuracy:.2%}</span> test accuracy · {metrics['errors']} wrong of "
             f"{metrics['test_samples']:,} · test loss {metrics['test_loss']:.4f}</p>"
         ),
         "confusion": '<div class="side">'
-        + _image(figures["confusion"], "confusion matrix heatmap")
+        + embedded_png(figures["confusion"], "confusion matrix heatmap")
         + table(confusion_rows, ["true \\ predicted", *range(len(matrix))], ' id="confusion-table"')
         + "</div>",
         "per-class": table(per_class, ["class", "precision", "recall", "F1", "support"]),
         "confused-pairs": '<div class="side">'
         + table(pair_rows, ["true → predicted", "count"])
-        + _image(figures["confused-pairs"], "examples of the most-confused pairs")
+        + embedded_png(figures["confused-pairs"], "examples of the most-confused pairs")
         + "</div>",
         "misclassified": f"<p class='muted'>The {min(GALLERY, errors)} most confident "
         f"mistakes of {errors}, worst first: true → predicted (confidence).</p>"
-        + _image(figures["misclassified"], "misclassified test digits"),
+        + embedded_png(figures["misclassified"], "misclassified test digits"),
         "samples": "<p class='muted'>16 test digits picked with a fixed seed; green is right, "
-        "red is wrong.</p>" + _image(figures["samples"], "sample predictions"),
+        "red is wrong.</p>" + embedded_png(figures["samples"], "sample predictions"),
         "calibration": (
             f"<p>Temperature {calibration.get('temperature', 1.0):.3f}, fitted on the "
             f"validation split. Test ECE before: {calibration.get('test_ece_before', 0):.2%}, "
             f"after: {calibration.get('test_ece_after', 0):.2%}.</p>"
-            + _image(figures["calibration"], "reliability diagram")
+            + embedded_png(figures["calibration"], "reliability diagram")
         ),
-        "filters": _image(figures["filters"], "first-layer filters")
+        "filters": embedded_png(figures["filters"], "first-layer filters")
         if "filters" in figures
         else "<p>This model has no convolutions.</p>",
         "feature-maps": "<p class='muted'>The first test digit through each convolution "
-        "(up to 8 channels each).</p>" + _image(figures["feature-maps"], "feature maps")
+        "(up to 8 channels each).</p>" + embedded_png(figures["feature-maps"], "feature maps")
         if "feature-maps" in figures
         else "<p>This model has no convolutions.</p>",
     }

@@ -1,0 +1,154 @@
+"""Compare runs: accuracy, loss, size and time side by side, curves overlaid, and the test
+digits on which they disagree (a table for the terminal and one self-contained HTML page).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import datasets, plots, rundir
+from .atomic import atomic_write_text
+from .inference import Classifier
+from .report import STYLE, embedded_png
+
+SHOWN_DISAGREEMENTS = 24
+
+
+@dataclass
+class Comparison:
+    """What `compare_runs` found: one row per run, and where their answers differ."""
+
+    rows: list[dict]
+    disagreements: int
+    page: Path
+    examples: list[dict] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {
+            "runs": self.rows,
+            "disagreements": self.disagreements,
+            "examples": self.examples,
+            "page": str(self.page),
+        }
+
+
+def compare_runs(
+    run_dirs: list[str | os.PathLike], out: str | os.PathLike, data_dir: str | None = None
+) -> Comparison:
+    """Read each run's test answers again, compare them, and write the page to `out`."""
+    runs = []
+    for item in run_dirs:
+        run = rundir.run_dir_of(item)
+        if run is None:
+            raise rundir.RunError(f"{item} is not a run directory (it has no {rundir.CONFIG})")
+        runs.append(run)
+    names = [run.name for run in runs]
+    if len(set(names)) != len(names):
+        raise rundir.RunError("the same run is named twice; give different run directories")
+    used = {rundir.dataset_of(run) for run in runs}
+    if len(used) > 1:
+        raise rundir.RunError(f"the runs use different datasets ({', '.join(sorted(used))})")
+    _, (x_test, y_test) = datasets.load_dataset(used.pop(), data_dir)
+
+    rows, answers, histories = [], [], {}
+    for run in runs:
+        config = rundir.read_json(run / rundir.CONFIG)
+        metrics = rundir.read_json(run / rundir.METRICS)
+        histories[run.name] = rundir.read_history(run / rundir.HISTORY)
+        predicted = Classifier(run).probabilities(x_test).argmax(axis=1)
+        answers.append(predicted)
+        rows.append(
+            {
+                "run": run.name,
+                "model": config.get("model"),
+                "test_accuracy": metrics["test_accuracy"],
+                "test_loss": metrics["test_loss"],
+                "parameters": metrics.get("parameters"),
+                "train_seconds": metrics.get("train_seconds"),
+                "epochs": metrics.get("epochs"),
+                "seed": config.get("settings", {}).get("seed"),
+            }
+        )
+    answers = np.array(answers)
+    differ = np.flatnonzero((answers != answers[0]).any(axis=0))
+    examples = [
+        {
+            "index": int(i),
+            "label": int(y_test[i]),
+            "answers": {name: int(a) for name, a in zip(names, answers[:, i], strict=True)},
+        }
+        for i in differ[:SHOWN_DISAGREEMENTS]
+    ]
+    comparison = Comparison(rows, int(len(differ)), Path(out), examples)
+    atomic_write_text(out, _page(comparison, histories, x_test))
+    return comparison
+
+
+def format_table(comparison: Comparison) -> str:
+    lines = [
+        f"{'run':<36} {'model':<22} {'test acc':>8} {'loss':>7} {'params':>9} {'fit s':>7}",
+    ]
+    for row in comparison.rows:
+        lines.append(
+            f"{row['run']:<36} {row['model'] or '?':<22} {row['test_accuracy']:>8.2%} "
+            f"{row['test_loss']:>7.4f} {row['parameters'] or 0:>9,} "
+            f"{row['train_seconds'] or 0:>7.1f}"
+        )
+    lines.append(f"test digits on which they disagree: {comparison.disagreements}")
+    return "\n".join(lines)
+
+
+def _page(comparison: Comparison, histories: dict, x_test: np.ndarray) -> str:
+    e = html.escape
+    head = ["run", "model", "seed", "epochs", "test accuracy", "test loss", "parameters", "fit s"]
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{cell}</td>"
+            for cell in (
+                e(row["run"]),
+                e(str(row["model"])),
+                row["seed"],
+                row["epochs"],
+                f"{row['test_accuracy']:.2%}",
+                f"{row['test_loss']:.4f}",
+                f"{row['parameters'] or 0:,}",
+                f"{row['train_seconds'] or 0:.1f}",
+            )
+        )
+        + "</tr>"
+        for row in comparison.rows
+    )
+    table = "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + f"</tr>{body}</table>"
+    curves = embedded_png(plots.overlaid_curves(histories), "curves of every run, overlaid")
+    if comparison.examples:
+        short = {row["run"]: f"R{i + 1}" for i, row in enumerate(comparison.rows)}
+        titles = [
+            f"true {x['label']} · "
+            + " ".join(f"{short[name]}:{a}" for name, a in x["answers"].items())
+            for x in comparison.examples
+        ]
+        images = x_test[[x["index"] for x in comparison.examples]]
+        legend = ", ".join(f"R{i + 1} = {e(row['run'])}" for i, row in enumerate(comparison.rows))
+        gallery = (
+            f"<p>{comparison.disagreements} test digits get different answers; the first "
+            f"{len(titles)}: {legend}.</p>"
+            + embedded_png(plots.disagreements(images, titles), "digits on which the runs disagree")
+        )
+    else:
+        gallery = "<p>The runs agree on every test digit.</p>"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>mnist-cnn: comparing {len(comparison.rows)} runs</title><style>{STYLE}</style></head>
+<body><h1>Comparing {len(comparison.rows)} runs</h1>
+<section id="runs"><h2>Runs</h2>{table}</section>
+<section id="curves"><h2>Curves</h2>{curves}</section>
+<section id="disagreements"><h2>Where they disagree</h2>{gallery}</section>
+</body></html>
+"""

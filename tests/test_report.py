@@ -1,0 +1,93 @@
+"""report.html and compare.html, opened in Debian's Chromium through Playwright."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import last_json, run_cli
+
+from mnist_cnn.report import REPORT, SECTIONS
+
+ALL_IMAGES_LOADED = """() => Array.from(document.images).map(
+    (img) => ({alt: img.alt, width: img.naturalWidth, done: img.complete}))"""
+
+
+@pytest.fixture
+def open_page(browser):
+    pages = []
+
+    def open_file(path: Path):
+        page = browser.new_page()
+        page.goto(Path(path).resolve().as_uri())
+        pages.append(page)
+        return page
+
+    yield open_file
+    for page in pages:
+        page.close()
+
+
+def test_train_writes_a_complete_report(trained_run, open_page):
+    run = Path(trained_run["run_dir"])
+    metrics = json.loads((run / "metrics.json").read_text())
+    page = open_page(run / REPORT)
+
+    images = page.evaluate(ALL_IMAGES_LOADED)
+    assert len(images) == 8  # curves, confusion, pairs, mistakes, samples, reliability, 2 inside
+    assert all(img["done"] and img["width"] > 0 for img in images), images
+
+    for key, title in SECTIONS.items():
+        section = page.locator(f"section#{key}")
+        assert section.count() == 1, key
+        assert section.locator("h2").text_content() == title
+
+    shown = page.locator("#test-accuracy")
+    assert float(shown.get_attribute("data-value")) == metrics["test_accuracy"]
+    assert shown.text_content() == f"{metrics['test_accuracy']:.2%}"
+
+    cells = page.locator("#confusion-table td span").all_text_contents()
+    assert len(cells) == 100
+    assert sum(int(c) for c in cells) == 10_000
+    diagonal = page.locator("#confusion-table .diagonal").all_text_contents()
+    assert sum(int(c) for c in diagonal) == 10_000 - metrics["errors"]
+
+    per_class = page.locator("section#per-class tr")
+    assert per_class.count() == 11  # a header and ten digits
+    summary = page.locator("section#summary").text_content()
+    for fact in ("conv32-conv64-dense128", "seed", "keras", "CPU cores", "6000"):
+        assert fact in summary, fact
+
+
+def test_report_command_rewrites_it(trained_run, tmp_path):
+    run = Path(trained_run["run_dir"])
+    before = (run / REPORT).stat().st_mtime_ns
+    result = run_cli("report", str(run), "--json")
+    assert result.returncode == 0, result.stderr
+    assert last_json(result.stdout)["report"] == str(run / REPORT)
+    assert (run / REPORT).stat().st_mtime_ns > before
+    missing = run_cli("report", str(tmp_path))
+    assert missing.returncode == 2 and "run directory" in missing.stderr
+
+
+def test_compare_two_runs(trained_run, fast_run, tmp_path, open_page):
+    out = tmp_path / "compare.html"
+    runs = [trained_run["run_dir"], fast_run]
+    result = run_cli("compare", *runs, "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = last_json(result.stdout)
+    accuracies = [json.loads((Path(r) / "metrics.json").read_text())["test_accuracy"] for r in runs]
+    assert [row["test_accuracy"] for row in summary["runs"]] == accuracies
+    assert summary["disagreements"] > 0
+    for example in summary["examples"]:
+        assert len(set(example["answers"].values())) > 1
+
+    page = open_page(out)
+    images = page.evaluate(ALL_IMAGES_LOADED)
+    assert len(images) == 2 and all(img["width"] > 0 for img in images)
+    assert page.locator("section#runs tr").count() == 3
+    assert str(summary["disagreements"]) in page.locator("section#disagreements").text_content()
+
+    table = run_cli("compare", *runs, "--out", str(out))
+    assert f"disagree: {summary['disagreements']}" in table.stdout
