@@ -24,6 +24,10 @@ class UsageError(Exception):
     """Arguments that parse but do not make sense together."""
 
 
+class Interrupted(Exception):
+    """Stopped by Ctrl-C after saving what can be resumed; the message is already printed."""
+
+
 # Errors that mean "your input is wrong" (exit 2) rather than "we failed" (exit 1), by the
 # module that defines them; a module not yet imported cannot have raised its error.
 INPUT_ERRORS = {
@@ -137,23 +141,47 @@ def cmd_models(args) -> None:
 
 def cmd_train(args) -> None:
     _keras()
-    from .training import TrainConfig, train
+    from .training import TrainConfig, TrainingInterrupted, resume, train
 
-    result = train(
-        TrainConfig(
-            model=args.model,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            validation_split=args.validation_split,
-            seed=args.seed,
-            dataset=args.dataset,
-            data_dir=args.data_dir,
-            out=args.out,
-            limit=args.limit,
-            ensemble=args.ensemble,
-            verbose=1 if sys.stdout.isatty() and not args.json else 2,
-        )
-    )
+    verbose = 1 if sys.stdout.isatty() and not args.json else 2
+    overrides = {
+        "--epochs": args.epochs,
+        "--batch-size": args.batch_size,
+        "--validation-split": args.validation_split,
+        "--seed": args.seed,
+        "--limit": args.limit,
+        "--ensemble": args.ensemble,
+    }
+    try:
+        if args.resume:
+            given = [name for name, value in overrides.items() if value is not None]
+            if args.model or given:
+                raise UsageError(
+                    "--resume continues a run with its own settings; give no model or "
+                    f"{', '.join(given) or 'settings'} with it"
+                )
+            result = resume(args.resume, verbose=verbose)
+        else:
+            if not args.model:
+                raise UsageError("give a model name (see 'mnist-cnn models') or --resume RUN_DIR")
+            result = train(
+                TrainConfig(
+                    model=args.model,
+                    epochs=args.epochs,
+                    batch_size=args.batch_size,
+                    validation_split=args.validation_split,
+                    seed=42 if args.seed is None else args.seed,
+                    dataset=args.dataset,
+                    data_dir=args.data_dir,
+                    out=args.out,
+                    limit=args.limit,
+                    ensemble=1 if args.ensemble is None else args.ensemble,
+                    verbose=verbose,
+                )
+            )
+    except TrainingInterrupted as exc:
+        print(f"{PROG} train: {exc}", file=sys.stderr, flush=True)
+        raise Interrupted() from None
     summary = result.summary()
     if args.json:
         _print_json(summary)
@@ -486,7 +514,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"{PROG} train keras-example --epochs 3",
         cmd_train,
     )
-    p.add_argument("model", metavar="NAME", help="catalogue name (see 'mnist-cnn models')")
+    p.add_argument(
+        "model", nargs="?", metavar="NAME", help="catalogue name (see 'mnist-cnn models')"
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its last completed epoch, with its settings",
+    )
     p.add_argument("--epochs", type=int, help="default: the entry's published recipe")
     p.add_argument("--batch-size", type=int, help="default: the entry's published recipe")
     p.add_argument(
@@ -494,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="fraction of train held out (default: the entry's recipe)",
     )
-    p.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
+    p.add_argument("--seed", type=int, help="random seed (default: 42)")
     p.add_argument(
         "--limit",
         type=int,
@@ -504,7 +539,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ensemble",
         type=int,
-        default=1,
         metavar="K",
         help="train K members (seeds S, S+1, ...) and average their probabilities",
     )
@@ -656,6 +690,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Interrupted:
         return EXIT_INTERRUPTED
     except PartialFailure:
         return EXIT_USAGE

@@ -11,13 +11,14 @@ runs/NAME-YYYYmmdd-HHMMSS/
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
 import time
 from pathlib import Path
 
-from .atomic import atomic_write, atomic_write_text
+from .atomic import atomic_write, atomic_write_json, atomic_write_text
 
 CONFIG = "config.json"
 HISTORY = "history.csv"
@@ -135,14 +136,48 @@ def save_model(model, path: str | os.PathLike) -> None:
     atomic_write(path, lambda tmp: model.save(tmp))
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def record_model_hash(run_dir: str | os.PathLike) -> None:
+    """Add the sha256 of the run's model.keras to its config.json (rewritten atomically)."""
+    run_dir = Path(run_dir)
+    config = read_json(run_dir / CONFIG)
+    config["model_sha256"] = file_sha256(run_dir / MODEL)
+    atomic_write_json(run_dir / CONFIG, config)
+
+
+def check_model_hash(file: Path) -> None:
+    """Refuse a run's model.keras whose bytes are not the ones its training recorded."""
+    config_file = file.parent / CONFIG
+    if file.name != MODEL or not config_file.is_file():
+        return
+    expected = read_json(config_file).get("model_sha256")
+    if expected is not None and file_sha256(file) != expected:
+        raise RunError(
+            f"{file}: its sha256 does not match the one recorded in {CONFIG} at training "
+            f"({expected[:12]}...); the file was changed or damaged since. Restore it or retrain"
+        )
+
+
 def load_model(path: str | os.PathLike):
-    """Load the model of a run directory or `.keras` file, refusing code-carrying layers."""
+    """Load the model of a run directory or `.keras` file, refusing code-carrying layers.
+
+    Keras's safe mode refuses Lambda layers and other objects that would run code; nothing
+    is unpickled. A run's model must also match the sha256 recorded in its config.json.
+    """
     from .backend import import_keras
 
     keras = import_keras()
     file = model_path(path)
+    check_model_hash(file)
     try:
         return keras.saving.load_model(file, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a bad file; all mean the same here
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunError(f"{file}: cannot load the model ({first_line})") from exc
+        raise RunError(f"{file}: refused or unreadable model ({first_line})") from exc

@@ -7,6 +7,8 @@ test set once at the end. Every setting and version goes into config.json.
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -15,7 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import catalogue, datasets, evaluation, plots, report, rundir
+from . import catalogue, checkpoints, datasets, evaluation, plots, report, rundir
 from .atomic import atomic_write_json
 from .backend import versions
 
@@ -100,24 +102,36 @@ def split_validation(x: np.ndarray, y: np.ndarray, fraction: float):
 
 
 class HistoryWriter(keras.callbacks.Callback):
-    """Rewrites history.csv after every epoch, with the epoch's wall time."""
+    """Rewrites history.csv after every epoch, with the epoch's wall time.
 
-    def __init__(self, path: Path):
+    Rows are keyed by (member, epoch): an epoch run again after a resume replaces its row,
+    so the file always holds every epoch exactly once. An interrupted epoch is not written.
+    """
+
+    def __init__(self, path: Path, stop: checkpoints.StopRequest, rows: list[dict] = ()):
         super().__init__()
         self.path = path
-        self.rows: list[dict] = []
+        self.stop = stop
+        self.rows: list[dict] = list(rows)
         self.member: int | None = None  # set while training an ensemble's members
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.stop.requested:
+            return
         row = {} if self.member is None else {"member": self.member}
         row["epoch"] = epoch + 1
         row.update({k: float(v) for k, v in (logs or {}).items()})
         row["seconds"] = time.perf_counter() - self._started
-        self.rows.append(row)
+        key = (self.member, epoch + 1)
+        self.rows = [r for r in self.rows if (r.get("member"), r["epoch"]) != key] + [row]
+        self.rows.sort(key=lambda r: (r.get("member", 0), r["epoch"]))
         rundir.write_history(self.path, self.rows)
+
+    def member_rows(self, member: int | None) -> list[dict]:
+        return [r for r in self.rows if r.get("member") == member]
 
 
 def _labels_for(loss: str, y: np.ndarray, classes: int) -> np.ndarray:
@@ -164,32 +178,42 @@ def _compile(model, settings: dict, steps_per_epoch: int) -> None:
     )
 
 
-def fit_one(entry, settings, fit_data, validation_data, callbacks, verbose):
-    """Build, compile and fit one model; return it and the seconds spent in fit."""
+def fit_one(entry, settings, fit_data, validation_data, callbacks, verbose, state: Path, stop):
+    """Build, compile and fit one model, checkpointed in `state`; return it and the fit seconds.
+
+    If `state` holds a checkpoint (a resumed run), training continues after its last epoch.
+    """
     model = build(entry, settings["precision"])
     steps_per_epoch = -(-len(fit_data[0]) // settings["batch_size"])
     _compile(model, settings, steps_per_epoch)
-    callbacks = list(callbacks)
+    history = next(c for c in callbacks if isinstance(c, HistoryWriter))
+    done = history.member_rows(history.member)
+    best = None
+    ours = [checkpoints.StopOnRequest(stop)]
     if settings["select_best"] and validation_data is not None:
-        # Model selection on the validation split only: keep the best epoch's weights.
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_accuracy",
-                mode="max",
-                patience=settings["epochs"],
-                restore_best_weights=True,
-            )
+        best = checkpoints.BestWeights(
+            state / "best.weights.h5",
+            stop,
+            max((r["val_accuracy"] for r in done if "val_accuracy" in r), default=-1.0),
         )
+        ours.append(best)
+    # The history is written before the checkpoint: killed in between, the epoch runs again
+    # after the resume and its row is replaced, never doubled.
+    ordered = [history, *ours, checkpoints.EpochCheckpoint(state, stop)]
+    ordered += [c for c in callbacks if c is not history]
     started = time.perf_counter()
     model.fit(
         *fit_data,
         batch_size=settings["batch_size"],
         epochs=settings["epochs"],
         validation_data=validation_data,
-        callbacks=callbacks,
+        callbacks=ordered,
         verbose=verbose,
     )
-    return model, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    if best is not None and not stop.requested:
+        best.restore()
+    return model, seconds
 
 
 def calibrate(model: keras.Model, validation) -> dict:
@@ -219,6 +243,17 @@ def ensemble_of(members: list[keras.Model], name: str) -> keras.Model:
     return keras.Model(inputs, keras.layers.Average()(outputs), name=f"{name}-ensemble")
 
 
+class TrainingInterrupted(Exception):
+    """Ctrl-C stopped training; the run directory can be resumed."""
+
+    def __init__(self, run_dir: Path, epochs_done: int):
+        super().__init__(
+            f"interrupted after {epochs_done} complete epoch(s); resume with: "
+            f"mnist-cnn train --resume {run_dir}"
+        )
+        self.run_dir = run_dir
+
+
 def train(config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = ()) -> RunResult:
     """Train one catalogue entry and write its complete run directory.
 
@@ -226,11 +261,8 @@ def train(config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = (
     """
     entry = catalogue.get_entry(config.model)
     settings = resolve_settings(config)
-    spec = datasets.get_spec(config.dataset)
-    (x_train, y_train), (x_test, y_test) = datasets.load_dataset(config.dataset, config.data_dir)
-    if config.limit is not None:
-        x_train, y_train = x_train[: config.limit], y_train[: config.limit]
-
+    datasets.get_spec(config.dataset)
+    data = _load(config)
     run_dir = rundir.new_run_dir(config.out, entry.name)
     atomic_write_json(
         run_dir / rundir.CONFIG,
@@ -243,7 +275,79 @@ def train(config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = (
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
     )
+    return _run(config, settings, run_dir, data, callbacks, history=[])
 
+
+def resume(run_dir: str | os.PathLike, callbacks: Sequence = (), verbose="auto") -> RunResult:
+    """Continue an interrupted run from its last completed epoch, with its own settings."""
+    run_dir = Path(run_dir)
+    if (run_dir / rundir.MODEL).exists():
+        raise rundir.RunError(f"{run_dir} has finished already (it has its {rundir.MODEL})")
+    config, settings = config_from_run(run_dir)
+    config.verbose = verbose
+    history_file = run_dir / rundir.HISTORY
+    history = rundir.read_history(history_file) if history_file.exists() else []
+    return _run(config, settings, run_dir, _load(config), callbacks, history)
+
+
+def config_from_run(run_dir: Path) -> tuple[TrainConfig, dict]:
+    """The TrainConfig a run was started with, from its config.json, checked for sense."""
+    recorded = rundir.read_json(run_dir / rundir.CONFIG)
+    settings = recorded.get("settings") if isinstance(recorded, dict) else None
+    if not isinstance(settings, dict) or not isinstance(recorded.get("model"), str):
+        raise rundir.RunError(f"{run_dir / rundir.CONFIG} has no model and settings to resume")
+    try:
+        config = TrainConfig(
+            model=recorded["model"],
+            epochs=settings["epochs"],
+            batch_size=settings["batch_size"],
+            validation_split=settings["validation_split"],
+            seed=settings["seed"],
+            dataset=settings["dataset"],
+            data_dir=recorded.get("data_dir"),
+            out=str(run_dir.parent),
+            limit=settings["limit"],
+            ensemble=settings["ensemble"],
+        )
+        for name in ("epochs", "batch_size", "seed", "ensemble"):
+            if not isinstance(getattr(config, name), int) or isinstance(
+                getattr(config, name), bool
+            ):
+                raise TypeError(f"{name} is not a whole number")
+        if not isinstance(config.validation_split, (int, float)):
+            raise TypeError("validation_split is not a number")
+        if config.limit is not None and not isinstance(config.limit, int):
+            raise TypeError("limit is not a whole number")
+        if not isinstance(config.dataset, str) or not isinstance(
+            config.data_dir, (str, type(None))
+        ):
+            raise TypeError("dataset or data_dir is not text")
+        now = resolve_settings(config)
+    except (KeyError, TypeError, ValueError, TrainingError, catalogue.UnknownModelError) as exc:
+        raise rundir.RunError(
+            f"{run_dir / rundir.CONFIG}: cannot resume from these settings ({exc})"
+        ) from None
+    changed = sorted(k for k in now if now[k] != settings.get(k))
+    if changed:
+        raise rundir.RunError(
+            f"{run_dir}: the recipe of {config.model} has changed since this run started "
+            f"({', '.join(changed)}); it cannot be resumed the same way, so train it again"
+        )
+    return config, settings
+
+
+def _load(config: TrainConfig):
+    (x_train, y_train), test = datasets.load_dataset(config.dataset, config.data_dir)
+    if config.limit is not None:
+        x_train, y_train = x_train[: config.limit], y_train[: config.limit]
+    return (x_train, y_train), test
+
+
+def _run(config, settings, run_dir: Path, data, callbacks, history: list[dict]) -> RunResult:
+    """Fit every member (skipping those a resumed run finished), then evaluate and write."""
+    entry = catalogue.get_entry(config.model)
+    spec = datasets.get_spec(config.dataset)
+    (x_train, y_train), (x_test, y_test) = data
     (x_fit, y_fit), validation = split_validation(x_train, y_train, settings["validation_split"])
     classes = len(spec.classes)
     validation_data = (
@@ -254,19 +358,40 @@ def train(config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = (
             _labels_for(settings["loss"], validation[1], classes),
         )
     )
-    history = HistoryWriter(run_dir / rundir.HISTORY)
+    stop = checkpoints.StopRequest()
+    writer = HistoryWriter(run_dir / rundir.HISTORY, stop, history)
     fit_data = (datasets.normalise(x_fit), _labels_for(settings["loss"], y_fit, classes))
-    members, train_seconds = [], 0.0
+    state = run_dir / checkpoints.CHECKPOINTS
+    # Time spent in epochs before a resume counts too.
+    members, train_seconds = [], sum(row.get("seconds", 0.0) for row in history)
     for index in range(config.ensemble):
+        writer.member = index + 1 if config.ensemble > 1 else None
+        finished = state / f"member-{index + 1}.keras"
+        if finished.exists():  # a resumed ensemble: this member was done
+            members.append(rundir.load_model(finished))
+            continue
         keras.utils.set_random_seed(config.seed + index)
-        history.member = index + 1 if config.ensemble > 1 else None
-        model, seconds = fit_one(
-            entry, settings, fit_data, validation_data, [history, *callbacks], config.verbose
-        )
-        members.append(model)
+        with stop.listening():
+            model, seconds = fit_one(
+                entry,
+                settings,
+                fit_data,
+                validation_data,
+                [writer, *callbacks],
+                config.verbose,
+                state / f"member-{index + 1}",
+                stop,
+            )
         train_seconds += seconds
+        if stop.requested:
+            raise TrainingInterrupted(run_dir, len(writer.rows))
+        members.append(model)
+        if config.ensemble > 1:
+            rundir.save_model(model, finished)
     model = members[0] if len(members) == 1 else ensemble_of(members, entry.name)
     rundir.save_model(model, run_dir / rundir.MODEL)
+    rundir.record_model_hash(run_dir)
+    shutil.rmtree(state, ignore_errors=True)
 
     calibration = calibrate(model, validation)
     atomic_write_json(run_dir / rundir.CALIBRATION, calibration)
@@ -286,10 +411,10 @@ def train(config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = (
     )
     atomic_write_json(run_dir / rundir.METRICS, metrics)
     write_plots(
-        run_dir, (x_train, y_train), (x_test, y_test), probabilities, metrics, history.rows, spec
+        run_dir, (x_train, y_train), (x_test, y_test), probabilities, metrics, writer.rows, spec
     )
     report.write_report(run_dir, config.data_dir)
-    return RunResult(run_dir, entry.name, settings["epochs"], metrics, train_seconds, history.rows)
+    return RunResult(run_dir, entry.name, settings["epochs"], metrics, train_seconds, writer.rows)
 
 
 def write_plots(run_dir: Path, train_set, test_set, probabilities, metrics, history, spec):

@@ -1,0 +1,99 @@
+"""Runs that survive: per-epoch checkpoints, the best epoch kept on disk, and Ctrl-C.
+
+A run killed at any moment (even `kill -9`) resumes from its last completed epoch: after
+every epoch the whole training state (weights and optimizer) is written atomically by a
+Keras `BackupAndRestore`. Ctrl-C lets the current step finish, then stops without
+recording the unfinished epoch, so the resumed run repeats exactly that epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+from pathlib import Path
+
+import keras
+
+from .atomic import atomic_write, atomic_write_json
+
+CHECKPOINTS = "checkpoints"  # in the run directory, until the run finishes
+
+
+class StopRequest:
+    """Set by the first Ctrl-C while training; a second Ctrl-C aborts at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    @contextlib.contextmanager
+    def listening(self):
+        """Catch SIGINT for the duration (main thread only; elsewhere, do nothing)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+
+        def handler(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+class StopOnRequest(keras.callbacks.Callback):
+    """Ends `fit` after the step that is running when Ctrl-C arrives."""
+
+    def __init__(self, stop: StopRequest):
+        super().__init__()
+        self.stop = stop
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.stop.requested:
+            self.model.stop_training = True
+
+
+class EpochCheckpoint(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore, writing atomically, and skipping an interrupted epoch."""
+
+    def __init__(self, folder: Path, stop: StopRequest):
+        super().__init__(str(folder), save_freq="epoch", delete_checkpoint=False)
+        self.stop = stop
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.stop.requested:
+            super().on_epoch_end(epoch, logs)
+
+    def _save_model(self):
+        atomic_write(self._weights_path, lambda tmp: self.model.save_weights(tmp))
+        atomic_write_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": 0})
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Keep the weights of the epoch with the best validation accuracy, on disk.
+
+    Model selection on the validation split only. On disk (not in memory, as EarlyStopping
+    keeps them) so that a resumed run still knows its best epoch.
+    """
+
+    def __init__(self, path: Path, stop: StopRequest, best: float = -math.inf):
+        super().__init__()
+        self.path = path
+        self.stop = stop
+        self.best = best if path.exists() else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        accuracy = (logs or {}).get("val_accuracy")
+        if self.stop.requested or accuracy is None or accuracy <= self.best:
+            return
+        self.best = float(accuracy)
+        atomic_write(self.path, lambda tmp: self.model.save_weights(tmp))
+
+    def restore(self) -> None:
+        if self.path.exists():
+            self.model.load_weights(self.path)
