@@ -39,6 +39,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
             os.fsync(f.fileno())
         tmp.chmod(FILE_MODE)
         os.replace(tmp, path)
+    except OSError as exc:  # disk full, a file too large, a folder gone read-only
+        tmp.unlink(missing_ok=True)
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise OSError(exc.errno, f"cannot write {path}: {reason}") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

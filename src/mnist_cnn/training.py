@@ -343,27 +343,11 @@ def _load(config: TrainConfig):
     return (x_train, y_train), test
 
 
-def _run(config, settings, run_dir: Path, data, callbacks, history: list[dict]) -> RunResult:
-    """Fit every member (skipping those a resumed run finished), then evaluate and write."""
-    entry = catalogue.get_entry(config.model)
-    spec = datasets.get_spec(config.dataset)
-    (x_train, y_train), (x_test, y_test) = data
-    (x_fit, y_fit), validation = split_validation(x_train, y_train, settings["validation_split"])
-    classes = len(spec.classes)
-    validation_data = (
-        None
-        if validation is None
-        else (
-            datasets.normalise(validation[0]),
-            _labels_for(settings["loss"], validation[1], classes),
-        )
-    )
-    stop = checkpoints.StopRequest()
-    writer = HistoryWriter(run_dir / rundir.HISTORY, stop, history)
-    fit_data = (datasets.normalise(x_fit), _labels_for(settings["loss"], y_fit, classes))
-    state = run_dir / checkpoints.CHECKPOINTS
-    # Time spent in epochs before a resume counts too.
-    members, train_seconds = [], sum(row.get("seconds", 0.0) for row in history)
+def _fit_members(
+    config, entry, settings, fit_data, validation_data, writer, callbacks, state, stop
+):
+    """Fit each member in turn; a finished member of an ensemble is kept on disk."""
+    members, train_seconds = [], 0.0
     for index in range(config.ensemble):
         writer.member = index + 1 if config.ensemble > 1 else None
         finished = state / f"member-{index + 1}.keras"
@@ -384,13 +368,48 @@ def _run(config, settings, run_dir: Path, data, callbacks, history: list[dict]) 
             )
         train_seconds += seconds
         if stop.requested:
-            raise TrainingInterrupted(run_dir, len(writer.rows))
+            raise TrainingInterrupted(state.parent, len(writer.rows))
         members.append(model)
         if config.ensemble > 1:
             rundir.save_model(model, finished)
-    model = members[0] if len(members) == 1 else ensemble_of(members, entry.name)
-    rundir.save_model(model, run_dir / rundir.MODEL)
-    rundir.record_model_hash(run_dir)
+    return members, train_seconds
+
+
+def _run(config, settings, run_dir: Path, data, callbacks, history: list[dict]) -> RunResult:
+    """Fit every member (skipping those a resumed run finished), then evaluate and write."""
+    entry = catalogue.get_entry(config.model)
+    spec = datasets.get_spec(config.dataset)
+    (x_train, y_train), (x_test, y_test) = data
+    (x_fit, y_fit), validation = split_validation(x_train, y_train, settings["validation_split"])
+    classes = len(spec.classes)
+    validation_data = (
+        None
+        if validation is None
+        else (
+            datasets.normalise(validation[0]),
+            _labels_for(settings["loss"], validation[1], classes),
+        )
+    )
+    stop = checkpoints.StopRequest()
+    writer = HistoryWriter(run_dir / rundir.HISTORY, stop, history)
+    fit_data = (datasets.normalise(x_fit), _labels_for(settings["loss"], y_fit, classes))
+    state = run_dir / checkpoints.CHECKPOINTS
+    # Time spent in epochs before a resume counts too.
+    train_seconds = sum(row.get("seconds", 0.0) for row in history)
+    try:
+        members, seconds = _fit_members(
+            config, entry, settings, fit_data, validation_data, writer, callbacks, state, stop
+        )
+        model = members[0] if len(members) == 1 else ensemble_of(members, entry.name)
+        rundir.save_model(model, run_dir / rundir.MODEL)
+        rundir.record_model_hash(run_dir)
+    except OSError as exc:  # disk full or a folder gone: what is saved so far can be resumed
+        raise OSError(
+            exc.errno,
+            f"{exc.strerror or exc}; once it can be written, resume with: "
+            f"mnist-cnn train --resume {run_dir}",
+        ) from None
+    train_seconds += seconds
     shutil.rmtree(state, ignore_errors=True)
 
     calibration = calibrate(model, validation)
