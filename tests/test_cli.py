@@ -73,7 +73,7 @@ def test_corrupt_file(tmp_path):
 
 
 def test_bad_usage_is_one_line_with_exit_2():
-    assert_one_line_error(run_cli("train"), "required", "--help")
+    assert_one_line_error(run_cli("train"), "give a model name", "--resume")
     assert_one_line_error(run_cli("train", "keras-example", "--epochs", "zero"), "--epochs")
     assert_one_line_error(run_cli("train", "keras-example", "--epochs", "0"), "--epochs")
 
@@ -81,7 +81,7 @@ def test_bad_usage_is_one_line_with_exit_2():
 def test_not_a_model(tmp_path):
     assert_one_line_error(run_cli("evaluate", str(tmp_path / "nothing")), "does not exist")
     (tmp_path / "bad.keras").write_bytes(b"not a zip")
-    assert_one_line_error(run_cli("evaluate", str(tmp_path / "bad.keras")), "cannot load")
+    assert_one_line_error(run_cli("evaluate", str(tmp_path / "bad.keras")), "unreadable model")
 
 
 def test_data_info_counts_and_balance():
