@@ -181,3 +181,17 @@ def test_the_cap_is_configurable(fast_run, mnist):
         assert post_file(url, small, "7.png", "image/png").json()["digit"] == 7
         refused = post_file(url, b"\0" * 20_000, "big.png", "image/png")
         assert refused.status_code == 413 and "10,485-byte cap" in refused.json()["error"]
+
+
+def test_two_worker_processes_share_the_port_and_stop_together(fast_run, mnist):
+    digit = on_paper(mnist[1][0][0], "PNG")
+    with running_server(fast_run, "--workers", "2") as url:
+        port = int(url.rsplit(":", 1)[1])
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(
+                pool.map(lambda _: post_file(url, digit, "7.png", "image/png"), range(32))
+            )
+        assert [a.json()["digit"] for a in answers] == [7] * 32
+    # After the parent was terminated, no worker still holds the port.
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)

@@ -401,6 +401,8 @@ def cmd_serve(args) -> None:
         raise UsageError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
     if not 1 <= args.workers <= 64:
         raise UsageError(f"--workers must be between 1 and 64, got {args.workers}")
+    if args.workers > 1 and args.port == 0:
+        raise UsageError("--port 0 (any free port) works with one worker only")
     from . import rundir
     from .inference import MODEL_SUFFIXES
 

@@ -87,6 +87,20 @@ def open_image(source: Source, name: str | None = None) -> Image.Image:
     return image
 
 
+def declared_pixels(data: bytes) -> int:
+    """The pixel count an encoded image's header declares (0 if it has no readable header).
+
+    Reads the header only, so a caller can judge the cost of decoding before paying it.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            width, height = Image.open(io.BytesIO(data)).size
+    except Exception:  # not an image: to_mnist will say so, cheaply
+        return 0
+    return width * height
+
+
 def _from_array(array: np.ndarray, label: str) -> Image.Image:
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[-1] == 1:
