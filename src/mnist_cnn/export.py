@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets, rundir
+from . import catalogue, datasets, rundir
 from .backend import import_keras
 
 keras = import_keras()
@@ -53,6 +53,37 @@ class Parity:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "ok": self.ok, "tolerance": MAX_DIFFERENCE}
+
+
+def inference_copy(model: keras.Model) -> keras.Model:
+    """The model as it runs at inference: float32, and without its training-only augmentation
+    layers (identity at inference, but their random ops would be traced into the export)."""
+    members = [layer for layer in model.layers if layer.name.startswith("member_")]
+    if members:  # an ensemble (training.ensemble_of): rebuild it from plain members
+        inputs = keras.Input(shape=catalogue.INPUT_SHAPE)
+        outputs = [
+            keras.Model(plain.inputs[0], plain.outputs[0], name=member.name)(inputs)
+            for member, plain in ((m, _without_augmentation(m)) for m in members)
+        ]
+        return keras.Model(inputs, keras.layers.Average()(outputs), name=model.name)
+    return _without_augmentation(model)
+
+
+def _is_augmentation(layer) -> bool:
+    return type(layer).__name__.startswith("Random")
+
+
+def _without_augmentation(net: keras.Model) -> keras.Model:
+    layers = [layer for layer in net.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if not any(_is_augmentation(layer) for layer in layers):
+        return float32_copy(net)
+    # Our augmented models are plain stacks: the same layers (and weights), minus the random ones.
+    stack = keras.Sequential(
+        [keras.Input(shape=catalogue.INPUT_SHAPE)]
+        + [layer for layer in layers if not _is_augmentation(layer)],
+        name=net.name,
+    )
+    return float32_copy(stack)
 
 
 def float32_copy(model: keras.Model) -> keras.Model:
@@ -111,7 +142,7 @@ def export_model(
     source = rundir.model_path(model_path)
     target = Path(out) if out else source.parent / filename
     trained = rundir.load_model(source)
-    model = float32_copy(trained)
+    model = inference_copy(trained)
     model(np.zeros((1, 28, 28, 1), np.float32))  # Keras exports only a model that has run
 
     _, (x_test, _) = datasets.load_dataset(rundir.dataset_of(source), data_dir)
