@@ -57,17 +57,24 @@ table.kv td { text-align: left; }
 
 
 def write_report(run_dir: str | os.PathLike, data_dir: str | None = None) -> Path:
-    """Write `RUN_DIR/report.html` and return its path."""
+    """Write `RUN_DIR/report.html` from the run's files, and return its path."""
     run = rundir.run_dir_of(run_dir)
     if run is None:
         raise rundir.RunError(f"{run_dir} is not a run directory (it has no {rundir.CONFIG})")
+    classifier = Classifier(run)
+    _, (x_test, y_test) = datasets.load_dataset(rundir.dataset_of(run), data_dir)
+    return write_report_of(
+        run, classifier.model, (x_test, y_test), classifier.probabilities(x_test)
+    )
+
+
+def write_report_of(run: Path, model, test_set, probabilities: np.ndarray) -> Path:
+    """Write the report of a run whose model and calibrated test probabilities are at hand
+    (as `train` has them at its end), and return its path."""
     config = rundir.read_json(run / rundir.CONFIG)
     metrics = rundir.read_json(run / rundir.METRICS)
     history = rundir.read_history(run / rundir.HISTORY)
-    classifier = Classifier(run)
-    dataset = config.get("settings", {}).get("dataset", "mnist")
-    (x_train, y_train), (x_test, y_test) = datasets.load_dataset(dataset, data_dir)
-    probabilities = classifier.probabilities(x_test)
+    x_test, y_test = test_set
     predicted = probabilities.argmax(axis=1)
 
     figures = {
@@ -88,7 +95,7 @@ def write_report(run_dir: str | os.PathLike, data_dir: str | None = None) -> Pat
     figures["misclassified"] = plots.misclassified(
         x_test[worst], y_test[worst], probabilities[worst]
     )
-    figures.update(_inside_the_network(classifier.model, x_test[0]))
+    figures.update(_inside_the_network(model, x_test[0]))
 
     page = _render(run, config, metrics, figures, pairs, len(wrong))
     path = run / REPORT

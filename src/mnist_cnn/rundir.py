@@ -11,7 +11,6 @@ runs/NAME-YYYYmmdd-HHMMSS/
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 
 from .atomic import atomic_write, atomic_write_json, atomic_write_text
+from .datasets import sha256_of
 
 CONFIG = "config.json"
 HISTORY = "history.csv"
@@ -136,19 +136,11 @@ def save_model(model, path: str | os.PathLike) -> None:
     atomic_write(path, lambda tmp: model.save(tmp))
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def record_model_hash(run_dir: str | os.PathLike) -> None:
     """Add the sha256 of the run's model.keras to its config.json (rewritten atomically)."""
     run_dir = Path(run_dir)
     config = read_json(run_dir / CONFIG)
-    config["model_sha256"] = file_sha256(run_dir / MODEL)
+    config["model_sha256"] = sha256_of(run_dir / MODEL)
     atomic_write_json(run_dir / CONFIG, config)
 
 
@@ -158,7 +150,7 @@ def check_model_hash(file: Path) -> None:
     if file.name != MODEL or not config_file.is_file():
         return
     expected = read_json(config_file).get("model_sha256")
-    if expected is not None and file_sha256(file) != expected:
+    if expected is not None and sha256_of(file) != expected:
         raise RunError(
             f"{file}: its sha256 does not match the one recorded in {CONFIG} at training "
             f"({expected[:12]}...); the file was changed or damaged since. Restore it or retrain"

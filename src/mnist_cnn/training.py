@@ -261,7 +261,6 @@ def train(config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = (
     """
     entry = catalogue.get_entry(config.model)
     settings = resolve_settings(config)
-    datasets.get_spec(config.dataset)
     data = _load(config)
     run_dir = rundir.new_run_dir(config.out, entry.name)
     atomic_write_json(
@@ -432,7 +431,7 @@ def _run(config, settings, run_dir: Path, data, callbacks, history: list[dict]) 
     write_plots(
         run_dir, (x_train, y_train), (x_test, y_test), probabilities, metrics, writer.rows, spec
     )
-    report.write_report(run_dir, config.data_dir)
+    report.write_report_of(run_dir, model, (x_test, y_test), probabilities)
     return RunResult(run_dir, entry.name, settings["epochs"], metrics, train_seconds, writer.rows)
 
 

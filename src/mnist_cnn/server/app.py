@@ -132,12 +132,11 @@ def create_app(classifier: Classifier, max_body: int = DEFAULT_MAX_BODY) -> Fast
     )
     async def predict(request: Request, multi: bool = False):
         source, name = await read_source(request)
-        if "limiter" not in work:  # made on first use, inside the server's event loop
-            work["limiter"] = anyio.CapacityLimiter(WORK_THREADS)
-        # The model and the image work run in a worker thread, so the event loop stays free.
         if is_small(source):  # ~1 ms of work: a thread hop would cost more than it saves
             result = answer(classifier, source, name, multi)
         else:  # a large photo: decode and preprocess off the event loop
+            if "limiter" not in work:  # made on first use, inside the server's event loop
+                work["limiter"] = anyio.CapacityLimiter(WORK_THREADS)
             result = await anyio.to_thread.run_sync(
                 answer, classifier, source, name, multi, limiter=work["limiter"]
             )
@@ -208,13 +207,14 @@ def pixels_of(payload) -> np.ndarray:
 
 def answer(classifier: Classifier, source, name: str, multi: bool) -> dict:
     """The prediction as JSON; an unreadable image is a 422 with the imaging error's message."""
-    try:
-        if multi:
+    if multi:
+        try:
             return classifier.predict_number(source, name)
-        prepared = imaging.to_mnist(source, name)
-    except imaging.ImageError as exc:
-        raise RequestError(422, str(exc)) from None
-    prediction = classifier.predict_arrays(prepared.image)[0]
+        except imaging.ImageError as exc:
+            raise RequestError(422, str(exc)) from None
+    [(prepared, prediction)] = classifier.predict_images([source], [name])
+    if prediction is None:  # `prepared` is the ImageError that says why
+        raise RequestError(422, str(prepared))
     return {**prediction.to_dict(), "image": prepared.image.tolist()}
 
 
