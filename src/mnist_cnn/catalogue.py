@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 import keras
 from keras import layers
 
+from .augmentation import RandomElasticDistortion
+
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 HELD_OUT = 0.1  # validation fraction used where the source validated on test data or not at all
@@ -182,6 +184,8 @@ def best() -> keras.Model:
 
     The strongly augmented CNN of C. Deotte's Kaggle study (99.64% mean over 100 runs):
     stacked 3x3 convolutions with batch norm, learnable 5x5 stride-2 downsampling, dropout.
+    To its shifts, rotations and zoom we add Simard's elastic distortion: at 40 epochs the
+    network without it had stopped improving (the same mean at 20 epochs).
     """
 
     def conv(filters: int, kernel: int, **kwargs) -> list[layers.Layer]:
@@ -193,6 +197,7 @@ def best() -> keras.Model:
 
     return _sequential(
         "best",
+        RandomElasticDistortion(magnitude=1.0, grid=4),
         layers.RandomRotation(10 / 360, fill_mode="constant"),
         layers.RandomZoom(0.1, fill_mode="constant"),
         layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),
@@ -302,7 +307,8 @@ ENTRIES: dict[str, Entry] = {
         ),
         Entry(
             name="best",
-            summary="augment; Conv32 x2, Conv32 5x5/2, Conv64 x2, Conv64 5x5/2, Conv128 4x4; BN",
+            summary="elastic+affine augment; Conv32 x2, Conv32 5x5/2, Conv64 x2, Conv64 5x5/2, "
+            "Conv128 4x4; BN",
             build=best,
             recipe=Recipe(
                 epochs=40,
@@ -317,8 +323,8 @@ ENTRIES: dict[str, Entry] = {
                 precision="mixed_bfloat16",
                 select_best=True,
             ),
-            source="ours: Deotte's augmented CNN, one-cycle Adam, label smoothing, "
-            "best epoch by validation",
+            source="ours: Deotte's augmented CNN plus elastic distortion, one-cycle Adam, "
+            "label smoothing, best epoch by validation",
             published="99.64% mean single model, 99.75% ensemble (Kaggle)",
             validation_note="last 5% of train (selects the best epoch)",
         ),

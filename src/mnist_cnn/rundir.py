@@ -166,6 +166,8 @@ def load_model(path: str | os.PathLike):
     from .backend import import_keras
 
     keras = import_keras()
+    from . import augmentation  # noqa: F401  (registers our own layer, so that it loads)
+
     file = model_path(path)
     check_model_hash(file)
     try:
