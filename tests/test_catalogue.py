@@ -41,7 +41,7 @@ EXPECTED = {
         624 + 6_944 + 800 * 256 + 256 + 2_570,
     ),
     "best": (
-        ["RandomElasticDistortion", "RandomRotation", "RandomZoom", "RandomTranslation"]
+        ["RandomAffine"]
         + ["Conv2D", "BatchNormalization", "ReLU"] * 3
         + ["Dropout"]
         + ["Conv2D", "BatchNormalization", "ReLU"] * 3

@@ -92,8 +92,8 @@ def test_test_time_augmentation_averages_the_shifted_views(ensemble_run, mnist):
 
 @pytest.mark.parametrize("fmt", ["onnx", "saved_model"])
 def test_an_augmented_ensemble_exports_without_its_random_layers(ensemble_run, fmt):
-    """best's RandomRotation/Zoom/Translation are identity at inference; left in, their
-    random ops broke the ONNX export and made the SavedModel disagree on 834 of 1000 digits."""
+    """best's RandomAffine (once Keras's three random layers) is identity at inference; left in,
+    its random ops broke the ONNX export and made the SavedModel disagree on 834 of 1000 digits."""
     result = run_cli("export", ensemble_run["run_dir"], "--format", fmt, "--json")
     assert result.returncode == 0, result.stderr
     parity = last_json(result.stdout)["parity"]
