@@ -7,7 +7,11 @@ as `mnist-cnn train best --ensemble 3` does. Test-time augmentation (the mean ov
 and its four 1-pixel shifts, fixed in advance) is measured on its own, in separate rows.
 Prints a Markdown table.
 
-    python benchmarks/accuracy.py [--seeds 1 2 3] [--epochs N]
+With `--out DIR` the runs are kept in DIR, and a seed whose run there finished with the
+same model, epochs and catalogue entry is read back instead of trained again: a benchmark
+of an hour or more can be stopped and taken up again, or given more seeds later.
+
+    python benchmarks/accuracy.py [--seeds 1 2 3] [--epochs N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -24,8 +29,27 @@ from mnist_cnn.backend import import_keras, versions
 
 import_keras()
 
-from mnist_cnn import datasets, evaluation, rundir  # noqa: E402
+from mnist_cnn import catalogue, datasets, evaluation, rundir  # noqa: E402
 from mnist_cnn.training import TrainConfig, train  # noqa: E402
+
+
+def finished_run(out: Path, config: TrainConfig) -> Path | None:
+    """A run in `out` that finished training `config` with today's catalogue entry, if any."""
+    entry = catalogue.get_entry(config.model).describe()
+    epochs = config.epochs or entry["recipe"]["epochs"]
+    for run in sorted(out.glob(f"{config.model}-*")):
+        if not (run / rundir.METRICS).is_file():
+            continue
+        recorded = rundir.read_json(run / rundir.CONFIG)
+        settings = recorded["settings"]
+        if (settings["seed"], settings["epochs"], settings["ensemble"], settings["limit"]) == (
+            config.seed,
+            epochs,
+            1,
+            None,
+        ) and recorded["entry"] == entry:
+            return run
+    return None
 
 
 def main() -> int:
@@ -33,26 +57,33 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--model", default="best")
     parser.add_argument("--epochs", type=int, help="default: the entry's recipe")
+    parser.add_argument("--out", type=Path, help="keep the runs here and reuse finished ones")
     args = parser.parse_args()
     _, (x_test, y_test) = datasets.load_dataset("mnist")
     started = time.time()
 
-    rows, probabilities, tta = [], [], []
-    with tempfile.TemporaryDirectory() as runs:
+    rows, probabilities, tta, reused_runs = [], [], [], 0
+    with tempfile.TemporaryDirectory() as scratch:
+        out = args.out or Path(scratch)
         for seed in args.seeds:
             config = TrainConfig(
-                model=args.model, seed=seed, epochs=args.epochs, out=runs, verbose=0
+                model=args.model, seed=seed, epochs=args.epochs, out=out, verbose=0
             )
-            result = train(config)
-            model = rundir.load_model(result.run_dir)
+            run = finished_run(out, config)
+            reused = run is not None
+            reused_runs += reused
+            if not reused:
+                run = train(config).run_dir
+            metrics = rundir.read_json(run / rundir.METRICS)
+            model = rundir.load_model(run)
             probabilities.append(evaluation.predict_probabilities(model, x_test))
             tta.append(evaluation.predict_with_tta(model, x_test))
-            accuracy = result.metrics["test_accuracy"]
-            selected = max(float(row["val_accuracy"]) for row in result.history)
-            rows.append((seed, accuracy, result.train_seconds, result.epochs, selected))
+            accuracy, seconds = metrics["test_accuracy"], metrics["train_seconds"]
+            selected = max(row["val_accuracy"] for row in rundir.read_history(run / rundir.HISTORY))
+            rows.append((seed, accuracy, seconds, metrics["epochs"], selected))
             print(
                 f"{args.model} seed {seed}: {accuracy:.2%} (validation {selected:.2%}) "
-                f"in {result.train_seconds:.0f} s",
+                f"in {seconds:.0f} s{' (finished run reused: ' + run.name + ')' if reused else ''}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -67,7 +98,8 @@ def main() -> int:
     print(
         f"{info['machine']}, {info['cpu_count']} CPU cores; Keras {info['keras']} on "
         f"{info['backend']} {info['backend_version']}; "
-        f"{(time.time() - started) / 60:.0f} min in all.\n"
+        f"{(time.time() - started) / 60:.0f} min in all"
+        f"{f' ({reused_runs} finished runs read back)' if reused_runs else ''}.\n"
     )
     print("| model | seed | epochs | validation (selected epoch) | test accuracy | fit s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
