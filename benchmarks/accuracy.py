@@ -30,24 +30,18 @@ from mnist_cnn.backend import import_keras, versions
 import_keras()
 
 from mnist_cnn import catalogue, datasets, evaluation, rundir  # noqa: E402
-from mnist_cnn.training import TrainConfig, train  # noqa: E402
+from mnist_cnn.training import TrainConfig, resolve_settings, train  # noqa: E402
 
 
 def finished_run(out: Path, config: TrainConfig) -> Path | None:
     """A run in `out` that finished training `config` with today's catalogue entry, if any."""
+    settings = resolve_settings(config)
     entry = catalogue.get_entry(config.model).describe()
-    epochs = config.epochs or entry["recipe"]["epochs"]
     for run in sorted(out.glob(f"{config.model}-*")):
         if not (run / rundir.METRICS).is_file():
             continue
         recorded = rundir.read_json(run / rundir.CONFIG)
-        settings = recorded["settings"]
-        if (settings["seed"], settings["epochs"], settings["ensemble"], settings["limit"]) == (
-            config.seed,
-            epochs,
-            1,
-            None,
-        ) and recorded["entry"] == entry:
+        if recorded["settings"] == settings and recorded["entry"] == entry:
             return run
     return None
 
