@@ -73,7 +73,8 @@ def main() -> int:
             probabilities.append(evaluation.predict_probabilities(model, x_test))
             tta.append(evaluation.predict_with_tta(model, x_test))
             accuracy, seconds = metrics["test_accuracy"], metrics["train_seconds"]
-            selected = max(row["val_accuracy"] for row in rundir.read_history(run / rundir.HISTORY))
+            history = rundir.read_history(run / rundir.HISTORY)
+            selected = min(history, key=lambda row: row["val_loss"])["val_accuracy"]
             rows.append((seed, accuracy, seconds, metrics["epochs"], selected))
             print(
                 f"{args.model} seed {seed}: {accuracy:.2%} (validation {selected:.2%}) "

@@ -40,7 +40,7 @@ class Recipe:
     steps_per_execution: int = 1  # batches per compiled call; more hides per-step overhead
     label_smoothing: float = 0.0  # with the "categorical" loss
     precision: str = "float32"  # a Keras dtype policy, e.g. "mixed_bfloat16"
-    select_best: bool = False  # keep the epoch with the best validation accuracy
+    select_best: bool = False  # keep the epoch with the lowest validation loss
 
 
 @dataclass(frozen=True)

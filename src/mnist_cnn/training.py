@@ -7,6 +7,7 @@ test set once at the end. Every setting and version goes into config.json.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -194,7 +195,7 @@ def fit_one(entry, settings, fit_data, validation_data, callbacks, verbose, stat
         best = checkpoints.BestWeights(
             state / "best.weights.h5",
             stop,
-            max((r["val_accuracy"] for r in done if "val_accuracy" in r), default=-1.0),
+            min((r["val_loss"] for r in done if "val_loss" in r), default=math.inf),
         )
         ours.append(best)
     # The history is written before the checkpoint: killed in between, the epoch runs again
