@@ -321,9 +321,9 @@ ENTRIES: dict[str, Entry] = {
                 select_best=True,
             ),
             source="ours: Deotte's augmented CNN, one-cycle Adam, label smoothing, "
-            "best epoch by validation",
+            "the epoch of lowest validation loss",
             published="99.64% mean single model, 99.75% ensemble (Kaggle)",
-            validation_note="last 5% of train (selects the best epoch)",
+            validation_note="last 5% of train (selects by validation loss)",
         ),
     )
 }
