@@ -29,7 +29,7 @@ from mnist_cnn.backend import import_keras, versions
 
 import_keras()
 
-from mnist_cnn import catalogue, datasets, evaluation, rundir  # noqa: E402
+from mnist_cnn import catalogue, checkpoints, datasets, evaluation, rundir  # noqa: E402
 from mnist_cnn.training import TrainConfig, resolve_settings, train  # noqa: E402
 
 
@@ -74,7 +74,7 @@ def main() -> int:
             tta.append(evaluation.predict_with_tta(model, x_test))
             accuracy, seconds = metrics["test_accuracy"], metrics["train_seconds"]
             history = rundir.read_history(run / rundir.HISTORY)
-            selected = min(history, key=lambda row: row["val_loss"])["val_accuracy"]
+            selected = checkpoints.selected_epoch(history)["val_accuracy"]
             rows.append((seed, accuracy, seconds, metrics["epochs"], selected))
             print(
                 f"{args.model} seed {seed}: {accuracy:.2%} (validation {selected:.2%}) "

@@ -57,8 +57,8 @@ def test_a_resumed_run_still_knows_its_best_epoch(tmp_path):
     before.set_model(model)
     _run_epochs(before, model, [{"val_loss": 0.6}, {"val_loss": 0.5}])
 
-    # As after a kill: a new callback, told the best loss so far from the history.
-    after = BestWeights(path, StopRequest(), best=0.5)
+    # As after a kill: a new callback, given the history rows written so far.
+    after = BestWeights(path, StopRequest(), done=[{"val_loss": 0.6}, {"val_loss": 0.5}])
     after.set_model(model)
     _run_epochs(after, model, [{"val_loss": 0.55}, {"val_loss": 0.52}], first=2)
     after.restore()

@@ -12,6 +12,7 @@ import contextlib
 import math
 import signal
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -74,6 +75,15 @@ class EpochCheckpoint(keras.callbacks.BackupAndRestore):
         atomic_write_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": 0})
 
 
+SELECTED_BY = "val_loss"  # model selection keeps the epoch where this is lowest
+
+
+def selected_epoch(history: list[dict]) -> dict | None:
+    """The history row of the epoch that model selection keeps, or None without validation."""
+    scored = [row for row in history if SELECTED_BY in row]
+    return min(scored, key=lambda row: row[SELECTED_BY], default=None)
+
+
 class BestWeights(keras.callbacks.Callback):
     """Keep the weights of the epoch with the lowest validation loss, on disk.
 
@@ -83,14 +93,16 @@ class BestWeights(keras.callbacks.Callback):
     in memory, as EarlyStopping keeps them) so that a resumed run still knows its best epoch.
     """
 
-    def __init__(self, path: Path, stop: StopRequest, best: float = math.inf):
+    def __init__(self, path: Path, stop: StopRequest, done: Sequence[dict] = ()):
+        """`done`: the history rows of the epochs already trained (a resumed run)."""
         super().__init__()
         self.path = path
         self.stop = stop
-        self.best = best if path.exists() else math.inf
+        kept = selected_epoch(done) if path.exists() else None
+        self.best = kept[SELECTED_BY] if kept else math.inf
 
     def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("val_loss")
+        loss = (logs or {}).get(SELECTED_BY)
         if self.stop.requested or loss is None or loss >= self.best:
             return
         self.best = float(loss)

@@ -7,7 +7,6 @@ test set once at the end. Every setting and version goes into config.json.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import time
@@ -192,11 +191,7 @@ def fit_one(entry, settings, fit_data, validation_data, callbacks, verbose, stat
     best = None
     ours = [checkpoints.StopOnRequest(stop)]
     if settings["select_best"] and validation_data is not None:
-        best = checkpoints.BestWeights(
-            state / "best.weights.h5",
-            stop,
-            min((r["val_loss"] for r in done if "val_loss" in r), default=math.inf),
-        )
+        best = checkpoints.BestWeights(state / "best.weights.h5", stop, done)
         ours.append(best)
     # The history is written before the checkpoint: killed in between, the epoch runs again
     # after the resume and its row is replaced, never doubled.
