@@ -1,17 +1,20 @@
-"""Accuracy of `best`: three seeds, and the ensemble that averages them.
+"""Accuracy of `best`: three seeds, and the ensemble `train best --ensemble 3` makes.
 
-Each seed trains through the same `train()` as `mnist-cnn train best`; its best epoch is
-chosen on the validation split (the last 5% of train), never on the test set, which is
-read once per model at the end. The ensemble averages the seeds' probabilities, exactly
-as `mnist-cnn train best --ensemble 3` does. Test-time augmentation (the mean over the image
-and its four 1-pixel shifts, fixed in advance) is measured on its own, in separate rows.
-Prints a Markdown table.
+Each model trains through the same `train()` as `mnist-cnn train NAME`; its epoch is chosen
+on the validation split (the last 5% of train), never on the test set, which is read once
+per model at the end. The ensemble averages its members' probabilities, exactly as
+`mnist-cnn train best --ensemble K --seed S` does: member i is `best`'s i-th member network
+(best, best-k7, best-pool, in turn) trained with seed S + i, the same model a single run
+of that network and seed trains, so the members are trained (or read back) as single runs.
+For comparison it also reports the ensemble of `best`'s own seeds (one network).
+Test-time augmentation (the mean over the image and its four 1-pixel shifts, fixed in
+advance) is measured on its own, in separate rows. Prints a Markdown table.
 
-With `--out DIR` the runs are kept in DIR, and a seed whose run there finished with the
-same model, epochs and catalogue entry is read back instead of trained again: a benchmark
-of an hour or more can be stopped and taken up again, or given more seeds later.
+With `--out DIR` the runs are kept in DIR, and a run there that finished the same network
+(name, summary, recipe) with the same settings is read back instead of trained again: a
+benchmark of an hour or more can be stopped and taken up again, or given more seeds later.
 
-    python benchmarks/accuracy.py [--seeds 1 2 3] [--epochs N] [--out DIR]
+    python benchmarks/accuracy.py [--seeds 1 2 3] [--ensemble K] [--epochs N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,89 +36,143 @@ import_keras()
 from mnist_cnn import catalogue, checkpoints, datasets, evaluation, rundir  # noqa: E402
 from mnist_cnn.training import TrainConfig, resolve_settings, train  # noqa: E402
 
+# What decides how a run trains; the prose of an entry (source, published, notes) does not.
+TRAINED_BY = ("name", "summary", "recipe")
+
+
+@dataclass
+class Measured:
+    model: str
+    seed: int
+    epochs: int
+    validation: float  # the validation accuracy of the selected epoch
+    test: float
+    seconds: float
+    probabilities: np.ndarray
+    tta: np.ndarray
+    reused: bool
+
 
 def finished_run(out: Path, config: TrainConfig) -> Path | None:
-    """A run in `out` that finished training `config` with today's catalogue entry, if any."""
+    """A run in `out` that finished training `config` the way today's catalogue would."""
     settings = resolve_settings(config)
     entry = catalogue.get_entry(config.model).describe()
     for run in sorted(out.glob(f"{config.model}-*")):
         if not (run / rundir.METRICS).is_file():
             continue
         recorded = rundir.read_json(run / rundir.CONFIG)
-        if recorded["settings"] == settings and recorded["entry"] == entry:
+        if recorded["settings"] == settings and all(
+            recorded["entry"].get(key) == entry[key] for key in TRAINED_BY
+        ):
             return run
     return None
+
+
+def measure(model: str, seed: int, epochs: int | None, out: Path, x_test) -> Measured:
+    """Train one model (or read back its finished run) and predict the test set once."""
+    config = TrainConfig(model=model, seed=seed, epochs=epochs, out=out, verbose=0)
+    run = finished_run(out, config)
+    reused = run is not None
+    if not reused:
+        run = train(config).run_dir
+    metrics = rundir.read_json(run / rundir.METRICS)
+    network = rundir.load_model(run)
+    history = rundir.read_history(run / rundir.HISTORY)
+    measured = Measured(
+        model=model,
+        seed=seed,
+        epochs=metrics["epochs"],
+        validation=checkpoints.selected_epoch(history)["val_accuracy"],
+        test=metrics["test_accuracy"],
+        seconds=metrics["train_seconds"],
+        probabilities=evaluation.predict_probabilities(network, x_test),
+        tta=evaluation.predict_with_tta(network, x_test),
+        reused=reused,
+    )
+    note = f" (finished run reused: {run.name})" if reused else ""
+    print(
+        f"{model} seed {seed}: {measured.test:.2%} (validation {measured.validation:.2%}) "
+        f"in {measured.seconds:.0f} s{note}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return measured
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--model", default="best")
+    parser.add_argument("--ensemble", type=int, help="members (default: one per seed)")
     parser.add_argument("--epochs", type=int, help="default: the entry's recipe")
     parser.add_argument("--out", type=Path, help="keep the runs here and reuse finished ones")
     args = parser.parse_args()
+    entry = catalogue.get_entry(args.model)
+    size = args.ensemble or len(args.seeds)
+    # Member i of `train MODEL --ensemble K --seed S`: the entry's i-th member, seed S + i.
+    wanted = [(args.model, seed) for seed in args.seeds]
+    members = [(entry.member(i).name, args.seeds[0] + i) for i in range(size)]
     _, (x_test, y_test) = datasets.load_dataset("mnist")
     started = time.time()
 
-    rows, probabilities, tta, reused_runs = [], [], [], 0
     with tempfile.TemporaryDirectory() as scratch:
         out = args.out or Path(scratch)
-        for seed in args.seeds:
-            config = TrainConfig(
-                model=args.model, seed=seed, epochs=args.epochs, out=out, verbose=0
-            )
-            run = finished_run(out, config)
-            reused = run is not None
-            reused_runs += reused
-            if not reused:
-                run = train(config).run_dir
-            metrics = rundir.read_json(run / rundir.METRICS)
-            model = rundir.load_model(run)
-            probabilities.append(evaluation.predict_probabilities(model, x_test))
-            tta.append(evaluation.predict_with_tta(model, x_test))
-            accuracy, seconds = metrics["test_accuracy"], metrics["train_seconds"]
-            history = rundir.read_history(run / rundir.HISTORY)
-            selected = checkpoints.selected_epoch(history)["val_accuracy"]
-            rows.append((seed, accuracy, seconds, metrics["epochs"], selected))
-            print(
-                f"{args.model} seed {seed}: {accuracy:.2%} (validation {selected:.2%}) "
-                f"in {seconds:.0f} s{' (finished run reused: ' + run.name + ')' if reused else ''}",
-                file=sys.stderr,
-                flush=True,
-            )
+        done: dict[tuple[str, int], Measured] = {}
+        for key in dict.fromkeys(wanted + members):  # each (network, seed) once, in order
+            done[key] = measure(*key, args.epochs, out, x_test)
 
     def accuracy_of(p: np.ndarray) -> float:
         return float((p.argmax(1) == y_test).mean())
 
-    ensemble = accuracy_of(np.mean(probabilities, axis=0))
-    accuracies = [r[1] for r in rows]
-    tta_accuracies = [accuracy_of(p) for p in tta]
+    def ensemble_accuracy(keys, field="probabilities") -> float:
+        return accuracy_of(np.mean([getattr(done[k], field) for k in keys], axis=0))
+
+    singles = [done[key] for key in wanted]
     info = versions()
+    reused = sum(m.reused for m in done.values())
     print(
         f"{info['machine']}, {info['cpu_count']} CPU cores; Keras {info['keras']} on "
         f"{info['backend']} {info['backend_version']}; "
         f"{(time.time() - started) / 60:.0f} min in all"
-        f"{f' ({reused_runs} finished runs read back)' if reused_runs else ''}.\n"
+        f"{f' ({reused} finished runs read back)' if reused else ''}.\n"
     )
     print("| model | seed | epochs | validation (selected epoch) | test accuracy | fit s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for seed, accuracy, seconds, epochs, selected in rows:
+    for m in singles:
+        print(_row(m))
+    print(
+        f"| **mean ± sd** | {len(singles)} seeds | | "
+        f"{statistics.mean(m.validation for m in singles):.2%} | "
+        f"**{_mean_sd([m.test for m in singles])}** "
+        f"| {sum(m.seconds for m in singles):.0f} in all |"
+    )
+    for key in members:
+        if key not in wanted:
+            print(_row(done[key]))
+    names = ", ".join(f"`{name}` {seed}" for name, seed in members)
+    print(
+        f"| **ensemble of {size}** ({names}; `train {args.model} --ensemble {size} "
+        f"--seed {args.seeds[0]}`) | | | | **{ensemble_accuracy(members):.2%}** "
+        f"| {sum(done[k].seconds for k in members):.0f} in all |"
+    )
+    if set(members) != set(wanted) and len(wanted) > 1:
         print(
-            f"| `{args.model}` | {seed} | {epochs} | {selected:.2%} | {accuracy:.2%} "
-            f"| {seconds:.0f} |"
+            f"| ensemble of `{args.model}`'s {len(wanted)} seeds (one network) | | | | "
+            f"{ensemble_accuracy(wanted):.2%} | |"
         )
     print(
-        f"| **mean ± sd** | {len(rows)} seeds | | "
-        f"{statistics.mean(r[4] for r in rows):.2%} | **{_mean_sd(accuracies)}** "
-        f"| {sum(r[2] for r in rows):.0f} in all |"
+        f"| with TTA, each seed of `{args.model}` | | | | "
+        f"{_mean_sd([accuracy_of(m.tta) for m in singles])} | |"
     )
-    print(
-        f"| **ensemble** (mean of the {len(rows)} seeds' probabilities) | | | | "
-        f"**{ensemble:.2%}** | |"
-    )
-    print(f"| with TTA, each seed | | | | {_mean_sd(tta_accuracies)} | |")
-    print(f"| with TTA, ensemble | | | | {accuracy_of(np.mean(tta, axis=0)):.2%} | |")
+    print(f"| with TTA, ensemble of {size} | | | | {ensemble_accuracy(members, 'tta'):.2%} | |")
     return 0
+
+
+def _row(m: Measured) -> str:
+    return (
+        f"| `{m.model}` | {m.seed} | {m.epochs} | {m.validation:.2%} | {m.test:.2%} "
+        f"| {m.seconds:.0f} |"
+    )
 
 
 def _mean_sd(values: list[float]) -> str:

@@ -50,6 +50,27 @@ EXPECTED = {
         + 4 * (3 * 32 + 3 * 64 + 128)  # batch norm: gamma, beta, moving mean and variance
         + 1_290,
     ),
+    "best-k7": (
+        ["RandomAffine"]
+        + ["Conv2D", "BatchNormalization", "ReLU"] * 4
+        + ["Flatten", "Dropout", "Dense"],
+        49 * (20 + 20 * 40 + 40 * 56 + 56 * 72)  # 7x7 convolutions, no bias
+        + 4 * (20 + 40 + 56 + 72)
+        + 4 * 4 * 72 * 10  # 28 -> 22 -> 16 -> 10 -> 4 pixels: valid 7x7, nothing pooled
+        + 10,
+    ),
+    "best-pool": (
+        ["RandomAffine"]
+        + ["Conv2D", "BatchNormalization", "ReLU"] * 2
+        + ["MaxPooling2D", "Dropout"]
+        + ["Conv2D", "BatchNormalization", "ReLU"] * 2
+        + ["MaxPooling2D", "Dropout", "Flatten", "Dense", "BatchNormalization", "ReLU"]
+        + ["Dropout", "Dense"],
+        (25 * 32 + 25 * 32 * 32 + 9 * 32 * 64 + 9 * 64 * 64)
+        + 3 * 3 * 64 * 256  # 28 -> 24 -> 20 -> 10 -> 8 -> 6 -> 3 pixels
+        + 4 * (32 + 32 + 64 + 64 + 256)
+        + 2_570,
+    ),
     "lenet5": (
         [
             "Conv2D",
@@ -100,3 +121,22 @@ def test_no_entry_validates_on_the_test_set(name):
 def test_unknown_name_lists_the_catalogue():
     with pytest.raises(catalogue.UnknownModelError, match="keras-example"):
         catalogue.get_entry("resnet")
+
+
+def test_an_ensemble_of_best_cycles_through_three_different_networks():
+    best = catalogue.get_entry("best")
+    names = [best.member(index).name for index in range(5)]
+    assert names == ["best", "best-k7", "best-pool", "best", "best-k7"]
+    sizes = {catalogue.get_entry(name).build().count_params() for name in names}
+    assert len(sizes) == 3  # three networks, not one network three times
+    # Every member trains with the ensemble's recipe, so a member is also a single run.
+    assert all(best.member(index).recipe == best.recipe for index in range(3))
+    fast = catalogue.get_entry("fast")
+    assert [fast.member(index).name for index in range(2)] == ["fast", "fast"]
+
+
+@pytest.mark.parametrize("name", sorted(catalogue.ENTRIES))
+def test_ensemble_members_are_entries_with_the_same_recipe(name):
+    entry = catalogue.get_entry(name)
+    for member in entry.members:
+        assert catalogue.get_entry(member).recipe == entry.recipe, member

@@ -1,4 +1,7 @@
-"""`train best --ensemble K`: K members averaged into one model that saves and reloads."""
+"""`train best --ensemble K`: K members averaged into one model that saves and reloads.
+
+The members are best's three networks in turn (best, best-k7, best-pool), seeds 42, 43, 44.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ from mnist_cnn.backend import import_keras
 
 import_keras()
 
-from mnist_cnn import evaluation, rundir  # noqa: E402
+from mnist_cnn import catalogue, evaluation, rundir  # noqa: E402
+
+ENSEMBLE_ARGS = ("--epochs", "1", "--limit", "1500")
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +29,7 @@ def ensemble_run(tmp_path_factory):
         "best",
         "--ensemble",
         "3",
-        "--epochs",
-        "1",
-        "--limit",
-        "1500",
+        *ENSEMBLE_ARGS,
         "--out",
         str(out),
         "--json",
@@ -44,6 +46,27 @@ def test_ensemble_trains_three_members(ensemble_run):
     assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3"]
     config = json.loads((run / rundir.CONFIG).read_text())
     assert config["settings"]["ensemble"] == 3
+
+
+def test_the_members_are_best_s_three_networks_and_each_is_a_single_run(
+    ensemble_run, mnist, tmp_path
+):
+    """What benchmarks/accuracy.py relies on: member i is the single run of member(i), seed+i."""
+    model = rundir.load_model(ensemble_run["run_dir"])
+    members = [layer for layer in model.layers if layer.name.startswith("member_")]
+    built = [catalogue.get_entry(name).build() for name in ("best", "best-k7", "best-pool")]
+    assert [m.count_params() for m in members] == [b.count_params() for b in built]
+    single = run_cli(
+        "train", "best-k7", "--seed", "43", *ENSEMBLE_ARGS, "--out", str(tmp_path), "--json"
+    )
+    assert single.returncode == 0, single.stderr
+    alone = rundir.load_model(last_json(single.stdout)["run_dir"])
+    digits = mnist[1][0][:300]
+    np.testing.assert_allclose(
+        evaluation.predict_probabilities(members[1], digits),
+        evaluation.predict_probabilities(alone, digits),
+        atol=1e-4,
+    )
 
 
 def test_ensemble_saves_reloads_and_predicts_identically(ensemble_run, mnist):

@@ -341,7 +341,11 @@ def _load(config: TrainConfig):
 def _fit_members(
     config, entry, settings, fit_data, validation_data, writer, callbacks, state, stop
 ):
-    """Fit each member in turn; a finished member of an ensemble is kept on disk."""
+    """Fit each member in turn; a finished member of an ensemble is kept on disk.
+
+    Member i is the entry's `member(i)` with seed + i: the same model a single run of that
+    entry with that seed trains, so a benchmark can build the ensemble from single runs.
+    """
     members, train_seconds = [], 0.0
     for index in range(config.ensemble):
         writer.member = index + 1 if config.ensemble > 1 else None
@@ -352,7 +356,7 @@ def _fit_members(
         keras.utils.set_random_seed(config.seed + index)
         with stop.listening():
             model, seconds = fit_one(
-                entry,
+                entry.member(index),  # trained with the ensemble's settings
                 settings,
                 fit_data,
                 validation_data,
