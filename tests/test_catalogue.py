@@ -121,22 +121,3 @@ def test_no_entry_validates_on_the_test_set(name):
 def test_unknown_name_lists_the_catalogue():
     with pytest.raises(catalogue.UnknownModelError, match="keras-example"):
         catalogue.get_entry("resnet")
-
-
-def test_an_ensemble_of_best_cycles_through_three_different_networks():
-    best = catalogue.get_entry("best")
-    names = [best.member(index).name for index in range(5)]
-    assert names == ["best", "best-k7", "best-pool", "best", "best-k7"]
-    sizes = {catalogue.get_entry(name).build().count_params() for name in names}
-    assert len(sizes) == 3  # three networks, not one network three times
-    # Every member trains with the ensemble's recipe, so a member is also a single run.
-    assert all(best.member(index).recipe == best.recipe for index in range(3))
-    fast = catalogue.get_entry("fast")
-    assert [fast.member(index).name for index in range(2)] == ["fast", "fast"]
-
-
-@pytest.mark.parametrize("name", sorted(catalogue.ENTRIES))
-def test_ensemble_members_are_entries_with_the_same_recipe(name):
-    entry = catalogue.get_entry(name)
-    for member in entry.members:
-        assert catalogue.get_entry(member).recipe == entry.recipe, member

@@ -54,9 +54,6 @@ class Entry:
     source: str
     published: str
     validation_note: str
-    # What `--ensemble K` trains: member i is the entry members[i % len(members)], seed + i.
-    # Networks that differ make different mistakes; seeds of one network mostly repeat them.
-    members: tuple[str, ...] = ()
 
     def describe(self) -> dict:
         """A plain dict for listings and config.json."""
@@ -67,12 +64,7 @@ class Entry:
             "source": self.source,
             "published": self.published,
             "validation": self.validation_note,
-            "ensemble_members": list(self.members or (self.name,)),
         }
-
-    def member(self, index: int) -> Entry:
-        """The entry that ensemble member `index` (from 0) trains."""
-        return ENTRIES[self.members[index % len(self.members)]] if self.members else self
 
 
 def _sequential(name: str, *body: layers.Layer) -> keras.Model:
@@ -234,11 +226,12 @@ def _dense_bn(units: int) -> list[layers.Layer]:
 
 
 def best_k7() -> keras.Model:
-    """An ensemble member unlike `best`: 7x7 kernels and no downsampling at all.
+    """A network unlike `best`, trained the same way: 7x7 kernels and no downsampling at all.
 
     After the M7 network of An et al. 2020 (four valid 7x7 convolutions with 48, 96, 144 and
     192 channels, batch norm, no pooling), at about two-fifths of its width so that it trains
-    about as fast as `best` on a CPU.
+    about as fast as `best` on a CPU. Tried as a member that would make other mistakes than
+    `best` in an ensemble: it did not (README, "Best").
     """
     return _sequential(
         "best-k7",
@@ -254,7 +247,10 @@ def best_k7() -> keras.Model:
 
 
 def best_pool() -> keras.Model:
-    """An ensemble member unlike `best`: 5x5 kernels, max pooling and a dense layer."""
+    """A network unlike `best`, trained the same way: 5x5 kernels, max pooling, a dense layer.
+
+    Tried, like `best_k7`, as an ensemble member with other mistakes than `best`'s.
+    """
     return _sequential(
         "best-pool",
         RandomAffine(rotation=10, zoom=0.1, shift=0.1),
@@ -385,7 +381,6 @@ ENTRIES: dict[str, Entry] = {
             "the epoch of lowest validation loss",
             published="99.64% mean single model, 99.75% ensemble (Kaggle)",
             validation_note="last 5% of train (selects by validation loss)",
-            members=("best", "best-k7", "best-pool"),
         ),
         Entry(
             name="best-k7",
@@ -401,7 +396,7 @@ ENTRIES: dict[str, Entry] = {
             summary="augment (1 affine); Conv32 5x5 x2, Pool, Conv64 x2, Pool, Dense256; BN",
             build=best_pool,
             recipe=_BEST_RECIPE,
-            source="ours: a 5x5, max-pooling member for best's ensemble, best's recipe",
+            source="ours: a 5x5, max-pooling network with best's recipe",
             published="none (ours)",
             validation_note="last 5% of train (selects by validation loss)",
         ),

@@ -542,8 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ensemble",
         type=int,
         metavar="K",
-        help="train K members (the model's member networks in turn, seeds S, S+1, ...) "
-        "and average their probabilities",
+        help="train K members (seeds S, S+1, ...) and average their probabilities",
     )
     p.add_argument("--out", default="runs", help="folder for run directories (default: runs/)")
     _add_data_options(p)

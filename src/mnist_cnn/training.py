@@ -343,8 +343,8 @@ def _fit_members(
 ):
     """Fit each member in turn; a finished member of an ensemble is kept on disk.
 
-    Member i is the entry's `member(i)` with seed + i: the same model a single run of that
-    entry with that seed trains, so a benchmark can build the ensemble from single runs.
+    Member i trains with seed + i: the same model a single run with that seed trains, so a
+    benchmark can build the ensemble from single runs.
     """
     members, train_seconds = [], 0.0
     for index in range(config.ensemble):
@@ -356,7 +356,7 @@ def _fit_members(
         keras.utils.set_random_seed(config.seed + index)
         with stop.listening():
             model, seconds = fit_one(
-                entry.member(index),  # trained with the ensemble's settings
+                entry,
                 settings,
                 fit_data,
                 validation_data,
