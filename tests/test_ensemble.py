@@ -53,18 +53,15 @@ def test_each_member_is_the_single_run_of_its_seed(ensemble_run, mnist, tmp_path
         "train", "best", "--seed", "43", *ENSEMBLE_ARGS, "--out", str(tmp_path), "--json"
     )
     assert single.returncode == 0, single.stderr
-    alone = rundir.load_model(last_json(single.stdout)["run_dir"])
     digits = mnist[1][0][:300]
+    alone = evaluation.predict_probabilities(
+        rundir.load_model(last_json(single.stdout)["run_dir"]), digits
+    )
     np.testing.assert_allclose(
-        evaluation.predict_probabilities(members[1], digits),
-        evaluation.predict_probabilities(alone, digits),
-        atol=1e-4,
+        evaluation.predict_probabilities(members[1], digits), alone, atol=1e-4
     )
-    assert not np.allclose(  # and not the same as the member of another seed
-        evaluation.predict_probabilities(members[0], digits),
-        evaluation.predict_probabilities(alone, digits),
-        atol=1e-2,
-    )
+    # and not the same as the member of another seed
+    assert not np.allclose(evaluation.predict_probabilities(members[0], digits), alone, atol=1e-2)
 
 
 def test_ensemble_saves_reloads_and_predicts_identically(ensemble_run, mnist):
