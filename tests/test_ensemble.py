@@ -14,6 +14,7 @@ from mnist_cnn.backend import import_keras
 import_keras()
 
 from mnist_cnn import evaluation, rundir  # noqa: E402
+from mnist_cnn.ensemble import members_of  # noqa: E402
 
 ENSEMBLE_ARGS = ("--epochs", "1", "--limit", "1500")
 
@@ -48,7 +49,7 @@ def test_ensemble_trains_three_members(ensemble_run):
 def test_each_member_is_the_single_run_of_its_seed(ensemble_run, mnist, tmp_path):
     """What benchmarks/accuracy.py relies on: member i (from 0) is the single run of seed + i."""
     model = rundir.load_model(ensemble_run["run_dir"])
-    members = [layer for layer in model.layers if layer.name.startswith("member_")]
+    members = members_of(model)
     single = run_cli(
         "train", "best", "--seed", "43", *ENSEMBLE_ARGS, "--out", str(tmp_path), "--json"
     )
@@ -66,7 +67,7 @@ def test_each_member_is_the_single_run_of_its_seed(ensemble_run, mnist, tmp_path
 
 def test_ensemble_saves_reloads_and_predicts_identically(ensemble_run, mnist):
     model = rundir.load_model(ensemble_run["run_dir"])
-    members = [layer for layer in model.layers if layer.name.startswith("member_")]
+    members = members_of(model)
     assert len(members) == 3
     digits = mnist[1][0][:500]
     together = evaluation.predict_probabilities(model, digits)
@@ -127,7 +128,7 @@ def test_the_onnx_ensemble_answers_like_keras(ensemble_run, mnist):
         assert run_cli("export", ensemble_run["run_dir"], "--format", "onnx").returncode == 0
     digits = mnist[1][0][:300]
     plain = inference_copy(rundir.load_model(ensemble_run["run_dir"]))
-    members = [layer for layer in plain.layers if layer.name.startswith("member_")]
+    members = members_of(plain)
     assert len(members) == 3
     assert not any(type(x).__name__.startswith("Random") for m in members for x in m.layers)
     expected = evaluation.predict_probabilities(plain, digits)

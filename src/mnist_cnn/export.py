@@ -19,6 +19,7 @@ import numpy as np
 
 from . import catalogue, datasets, rundir
 from .backend import import_keras
+from .ensemble import ensemble_of, members_of
 
 keras = import_keras()
 
@@ -58,14 +59,9 @@ class Parity:
 def inference_copy(model: keras.Model) -> keras.Model:
     """The model as it runs at inference: float32, and without its training-only augmentation
     layers (identity at inference, but their random ops would be traced into the export)."""
-    members = [layer for layer in model.layers if layer.name.startswith("member_")]
-    if members:  # an ensemble (training.ensemble_of): rebuild it from plain members
-        inputs = keras.Input(shape=catalogue.INPUT_SHAPE)
-        outputs = [
-            keras.Model(plain.inputs[0], plain.outputs[0], name=member.name)(inputs)
-            for member, plain in ((m, _without_augmentation(m)) for m in members)
-        ]
-        return keras.Model(inputs, keras.layers.Average()(outputs), name=model.name)
+    members = members_of(model)
+    if members:  # an ensemble: rebuild it from the same members without augmentation
+        return ensemble_of([_without_augmentation(member) for member in members], model.name)
     return _without_augmentation(model)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from . import datasets, evaluation, plots, rundir
 from .atomic import atomic_write_text
 from .backend import import_keras
+from .ensemble import members_of
 from .inference import Classifier
 
 REPORT = "report.html"
@@ -118,7 +119,7 @@ def _examples(x_test, y_test, probabilities, true: int, predicted: int) -> list[
 def _inside_the_network(model, digit: np.ndarray) -> dict[str, bytes]:
     """First-layer filters, and one digit's feature maps through every convolution."""
     keras = import_keras()
-    members = [layer for layer in model.layers if layer.name.startswith("member_")]
+    members = members_of(model)
     network = members[0] if members else model  # an ensemble: its first member
     convolutions = [layer for layer in network.layers if isinstance(layer, keras.layers.Conv2D)]
     if not convolutions:

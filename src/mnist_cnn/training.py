@@ -20,6 +20,7 @@ import numpy as np
 from . import catalogue, checkpoints, datasets, evaluation, plots, report, rundir
 from .atomic import atomic_write_json
 from .backend import versions
+from .ensemble import ensemble_of
 
 PREVIEW_SAMPLES = 16
 ONE_CYCLE_START_DIVISOR = 25  # one-cycle starts at peak/25 (as in Smith's and PyTorch's)
@@ -229,16 +230,6 @@ def calibrate(model: keras.Model, validation) -> dict:
     }
 
 
-def ensemble_of(members: list[keras.Model], name: str) -> keras.Model:
-    """One model that averages its members' probabilities; saved and loaded as one file."""
-    inputs = keras.Input(shape=catalogue.INPUT_SHAPE)
-    outputs = [
-        keras.Model(member.inputs[0], member.outputs[0], name=f"member_{index + 1}")(inputs)
-        for index, member in enumerate(members)
-    ]
-    return keras.Model(inputs, keras.layers.Average()(outputs), name=f"{name}-ensemble")
-
-
 class TrainingInterrupted(Exception):
     """Ctrl-C stopped training; the run directory can be resumed."""
 
@@ -399,7 +390,7 @@ def _run(config, settings, run_dir: Path, data, callbacks, history: list[dict]) 
         members, seconds = _fit_members(
             config, entry, settings, fit_data, validation_data, writer, callbacks, state, stop
         )
-        model = members[0] if len(members) == 1 else ensemble_of(members, entry.name)
+        model = members[0] if len(members) == 1 else ensemble_of(members, f"{entry.name}-ensemble")
         rundir.save_model(model, run_dir / rundir.MODEL)
         rundir.record_model_hash(run_dir)
     except OSError as exc:  # disk full or a folder gone: what is saved so far can be resumed
