@@ -11,8 +11,9 @@ the image and its four 1-pixel shifts, fixed in advance) is measured on its own,
 separate rows. Prints a Markdown table.
 
 With `--out DIR` the runs are kept in DIR, and a run there that finished the same network
-(name, summary, recipe) with the same settings is read back instead of trained again: a
-benchmark of an hour or more can be stopped and taken up again, or given more seeds later.
+(name, summary) with the same settings (every field of the recipe, as resolved) is read
+back instead of trained again: a benchmark of an hour or more can be stopped and taken up
+again, or given more seeds later.
 
     python benchmarks/accuracy.py [--seeds 1 2 3] [--members NAME ...] [--epochs N] [--out DIR]
 """
@@ -36,8 +37,10 @@ import_keras()
 from mnist_cnn import catalogue, checkpoints, datasets, evaluation, rundir  # noqa: E402
 from mnist_cnn.training import TrainConfig, resolve_settings, train  # noqa: E402
 
-# What decides how a run trains; the prose of an entry (source, published, notes) does not.
-TRAINED_BY = ("name", "summary", "recipe")
+# With the settings (the recipe as resolved, every field of it), what decides how a run
+# trains; the prose of an entry (source, published, notes) does not, nor the recipe's own
+# defaults: `--epochs 60` under a 40-epoch recipe trains what a 60-epoch recipe trains.
+TRAINED_BY = ("name", "summary")
 
 
 @dataclass
