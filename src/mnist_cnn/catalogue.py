@@ -269,7 +269,7 @@ def best_pool() -> keras.Model:
 
 
 _BEST_RECIPE = Recipe(
-    epochs=40,
+    epochs=60,
     batch_size=128,
     validation_split=0.05,
     loss="categorical",
