@@ -115,6 +115,7 @@ def test_a_model_with_it_saves_and_loads_in_safe_mode(tmp_path, digits):
             keras.Input((28, 28, 1)),
             RandomAffine(rotation=5, zoom=0.2, shift=0.05),
             keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
         ]
     )
     path = tmp_path / "model.keras"

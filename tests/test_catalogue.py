@@ -8,7 +8,7 @@ from mnist_cnn.backend import import_keras
 
 import_keras()
 
-from mnist_cnn import catalogue  # noqa: E402
+from mnist_cnn import catalogue, training  # noqa: E402
 
 # (layer types in order, trainable parameters), worked out by hand from each source.
 EXPECTED = {
@@ -93,8 +93,10 @@ def test_every_documented_entry_is_in_the_catalogue():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_entry_builds_as_documented(name):
+    """As trained: the network with its recipe's augmentation (best's) in front."""
     layer_types, parameters = EXPECTED[name]
-    model = catalogue.get_entry(name).build()
+    entry = catalogue.get_entry(name)
+    model = training.build(entry, training.resolve_settings(training.TrainConfig(model=name)))
     assert [type(layer).__name__ for layer in model.layers] == layer_types
     assert model.count_params() == parameters
     assert model.input_shape == (None, 28, 28, 1)

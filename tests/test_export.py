@@ -97,8 +97,10 @@ def test_export_of_a_missing_run_is_a_clear_error(tmp_path):
 
 
 def test_float32_copy_keeps_the_weights(fast_run):
+    from mnist_cnn.architecture import with_precision
+
     model = rundir.load_model(fast_run)
-    copy = export.float32_copy(model)
+    copy = with_precision(model, "float32")
     assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
     for a, b in zip(model.get_weights(), copy.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)

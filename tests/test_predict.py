@@ -15,35 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import last_json, run_cli
+from paper import photograph
 from PIL import Image
 
 PHOTOS = 1000
-
-
-def photograph(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """An MNIST digit as dark ink on unevenly lit paper: off-centre, scaled, tilted, noisy."""
-    scale = rng.uniform(3, 15)
-    side = int(28 * scale)
-    ink = Image.fromarray(digit).resize((side, side), Image.BICUBIC)
-    ink = ink.rotate(rng.uniform(-6, 6), resample=Image.BICUBIC, expand=True)
-    ink = np.asarray(ink, dtype=np.float64) / 255.0
-    height = int(rng.integers(max(100, ink.shape[0] + 4), max(600, ink.shape[0] + 4) + 1))
-    width = int(rng.integers(max(100, ink.shape[1] + 4), max(600, ink.shape[1] + 4) + 1))
-    rows, cols = np.mgrid[0:height, 0:width]
-    light = (
-        rng.uniform(170, 235)
-        + rng.uniform(-40, 40) * cols / width
-        + rng.uniform(-40, 40) * rows / height
-    )
-    paper = np.clip(light, 90, 255)
-    top = int(rng.integers(0, height - ink.shape[0] + 1))
-    left = int(rng.integers(0, width - ink.shape[1] + 1))
-    coverage = np.zeros((height, width))
-    coverage[top : top + ink.shape[0], left : left + ink.shape[1]] = ink
-    photo = paper * (1 - coverage * rng.uniform(0.6, 0.85)) + rng.normal(
-        0, rng.uniform(2, 6), (height, width)
-    )
-    return Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8))
 
 
 @pytest.fixture(scope="session")

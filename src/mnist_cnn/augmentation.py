@@ -92,3 +92,26 @@ def affine_transforms(angle, scale, dx, dy, height: int, width: int):
         ],
         axis=1,
     )
+
+
+def is_augmentation(layer) -> bool:
+    """Keras's random layers and ours: training-only, identity at inference."""
+    return type(layer).__name__.startswith("Random")
+
+
+def without_augmentation(network: keras.Model) -> keras.Model:
+    """The network without its augmentation layers: the same layers and weights otherwise.
+
+    Only a plain stack can lose layers this way; augmentation inside a nested or branching
+    model is left where it is (identity at inference all the same).
+    """
+    layers = [layer for layer in network.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if not any(is_augmentation(layer) for layer in layers):
+        return network
+    if not isinstance(network, keras.Sequential):
+        return network
+    return keras.Sequential(
+        [keras.Input(shape=network.inputs[0].shape[1:])]
+        + [layer for layer in layers if not is_augmentation(layer)],
+        name=network.name,
+    )

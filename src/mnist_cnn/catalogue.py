@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import keras
 from keras import layers
 
-from .augmentation import RandomAffine
+from .settings import Augmentation, Recipe
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
@@ -26,38 +26,21 @@ class UnknownModelError(Exception):
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """How an entry is trained: the settings its source published (or ours, for our entries)."""
-
-    epochs: int
-    batch_size: int
-    validation_split: float
-    loss: str  # "sparse" (integer labels) or "categorical" (one-hot labels)
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3  # the peak rate, under a schedule
-    schedule: str = "constant"  # or "one-cycle": linear warm-up, then cosine decay to zero
-    warmup: float = 0.0  # fraction of all steps spent warming up, for "one-cycle"
-    steps_per_execution: int = 1  # batches per compiled call; more hides per-step overhead
-    label_smoothing: float = 0.0  # with the "categorical" loss
-    precision: str = "float32"  # a Keras dtype policy, e.g. "mixed_bfloat16"
-    select_best: bool = False  # keep the epoch with the lowest validation loss
-
-
-@dataclass(frozen=True)
 class Entry:
     """A catalogue entry: how to build it, how to train it, where it comes from."""
 
     name: str
     summary: str
-    build: Callable[[], keras.Model]
+    build: Callable[..., keras.Model]  # build(*front): `front` layers go before the first
     recipe: Recipe
     source: str
     published: str
     validation_note: str
+    origin: dict | None = None  # a network of the user's: what made it (architecture.py)
 
     def describe(self) -> dict:
         """A plain dict for listings and config.json."""
-        return {
+        described = {
             "name": self.name,
             "summary": self.summary,
             "recipe": asdict(self.recipe),
@@ -65,15 +48,21 @@ class Entry:
             "published": self.published,
             "validation": self.validation_note,
         }
+        return described if self.origin is None else {**described, "origin": self.origin}
 
 
-def _sequential(name: str, *body: layers.Layer) -> keras.Model:
-    return keras.Sequential([keras.Input(shape=INPUT_SHAPE), *body], name=name)
+def _sequential(name: str, front: tuple, *body: layers.Layer) -> keras.Model:
+    """The network as one flat stack, the training-only `front` layers (augmentation) first.
+
+    The caller makes them before the network's own layers are made here, so a seed gives
+    the same network it gave when `best`'s augmentation was written into `best` itself."""
+    return keras.Sequential([keras.Input(shape=INPUT_SHAPE), *front, *body], name=name)
 
 
-def conv32_conv64_dropout() -> keras.Model:
+def conv32_conv64_dropout(*front: layers.Layer) -> keras.Model:
     return _sequential(
         "conv32-conv64-dropout",
+        front,
         layers.Conv2D(32, 3, activation="relu"),
         layers.MaxPooling2D(2),
         layers.Conv2D(64, 3, activation="relu"),
@@ -84,9 +73,10 @@ def conv32_conv64_dropout() -> keras.Model:
     )
 
 
-def conv28_dense128() -> keras.Model:
+def conv28_dense128(*front: layers.Layer) -> keras.Model:
     return _sequential(
         "conv28-dense128",
+        front,
         layers.Conv2D(28, 3, activation="relu"),
         layers.MaxPooling2D(2),
         layers.Flatten(),
@@ -96,9 +86,10 @@ def conv28_dense128() -> keras.Model:
     )
 
 
-def conv64_conv32() -> keras.Model:
+def conv64_conv32(*front: layers.Layer) -> keras.Model:
     return _sequential(
         "conv64-conv32",
+        front,
         layers.Conv2D(64, 3, activation="relu"),
         layers.Conv2D(32, 3, activation="relu"),
         layers.MaxPooling2D(2),
@@ -107,9 +98,10 @@ def conv64_conv32() -> keras.Model:
     )
 
 
-def conv6_dense128() -> keras.Model:
+def conv6_dense128(*front: layers.Layer) -> keras.Model:
     return _sequential(
         "conv6-dense128",
+        front,
         layers.Conv2D(6, 3, padding="same", activation="relu"),
         layers.MaxPooling2D(2, strides=2),
         layers.Flatten(),
@@ -118,9 +110,10 @@ def conv6_dense128() -> keras.Model:
     )
 
 
-def conv32_conv64_dense128() -> keras.Model:
+def conv32_conv64_dense128(*front: layers.Layer) -> keras.Model:
     return _sequential(
         "conv32-conv64-dense128",
+        front,
         layers.Conv2D(32, 3, activation="relu"),
         layers.MaxPooling2D(2),
         layers.Conv2D(64, 3, activation="relu"),
@@ -131,10 +124,11 @@ def conv32_conv64_dense128() -> keras.Model:
     )
 
 
-def keras_example() -> keras.Model:
+def keras_example(*front: layers.Layer) -> keras.Model:
     """keras.io "Simple MNIST convnet" (fchollet)."""
     return _sequential(
         "keras-example",
+        front,
         layers.Conv2D(32, 3, activation="relu"),
         layers.MaxPooling2D(2),
         layers.Conv2D(64, 3, activation="relu"),
@@ -145,7 +139,7 @@ def keras_example() -> keras.Model:
     )
 
 
-def lenet5() -> keras.Model:
+def lenet5(*front: layers.Layer) -> keras.Model:
     """LeNet-5 (LeCun et al. 1998): tanh, average-pool subsampling, C5/F6 as dense layers.
 
     Adapted: 'same' padding on C1 stands in for padding the 28x28 digits to 32x32,
@@ -153,6 +147,7 @@ def lenet5() -> keras.Model:
     """
     return _sequential(
         "lenet5",
+        front,
         layers.Conv2D(6, 5, padding="same", activation="tanh"),
         layers.AveragePooling2D(2),
         layers.Conv2D(16, 5, activation="tanh"),
@@ -164,10 +159,11 @@ def lenet5() -> keras.Model:
     )
 
 
-def fast() -> keras.Model:
+def fast(*front: layers.Layer) -> keras.Model:
     """Ours: the quickest way to 99% on a CPU (after train_mnist_fast's small network)."""
     return _sequential(
         "fast",
+        front,
         layers.Conv2D(24, 5, activation="relu"),
         layers.MaxPooling2D(2),
         layers.Conv2D(32, 3, activation="relu"),
@@ -177,12 +173,6 @@ def fast() -> keras.Model:
         # float32 output, as Keras advises under mixed precision: exact softmax probabilities
         layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
     )
-
-
-def _best_augmentation() -> RandomAffine:
-    """Deotte's rotation (10 degrees), zoom and shift (10%): `best` and the networks tried
-    beside it all train on the same digits."""
-    return RandomAffine(rotation=10, zoom=0.1, shift=0.1)
 
 
 def _conv_bn(filters: int, kernel: int, **kwargs) -> list[layers.Layer]:
@@ -198,17 +188,18 @@ def _dense_bn(units: int) -> list[layers.Layer]:
     return [layers.Dense(units, use_bias=False), layers.BatchNormalization(), layers.ReLU()]
 
 
-def best() -> keras.Model:
-    """Ours: the most accurate single model. Augmentation lives in the model (training only).
+def best(*front: layers.Layer) -> keras.Model:
+    """Ours: the most accurate single model.
 
     The strongly augmented CNN of C. Deotte's Kaggle study (99.64% mean over 100 runs):
     stacked 3x3 convolutions with batch norm, learnable 5x5 stride-2 downsampling, dropout.
-    Its rotation, zoom and shift are one affine resampling per digit (as in the study's
-    ImageDataGenerator), not Keras's three layers in a row, which blur the training digits.
+    Its rotation, zoom and shift (the recipe's augmentation) are one affine resampling per
+    digit (as in the study's ImageDataGenerator), not Keras's three layers in a row, which
+    blur the training digits.
     """
     return _sequential(
         "best",
-        _best_augmentation(),
+        front,
         *_conv_bn(32, 3),
         *_conv_bn(32, 3),
         *_conv_bn(32, 5, strides=2, padding="same"),
@@ -224,7 +215,7 @@ def best() -> keras.Model:
     )
 
 
-def best_k7() -> keras.Model:
+def best_k7(*front: layers.Layer) -> keras.Model:
     """A network unlike `best`, trained the same way: 7x7 kernels and no downsampling at all.
 
     After the M7 network of An et al. 2020 (four valid 7x7 convolutions with 48, 96, 144 and
@@ -234,7 +225,7 @@ def best_k7() -> keras.Model:
     """
     return _sequential(
         "best-k7",
-        _best_augmentation(),
+        front,
         *_conv_bn(20, 7),
         *_conv_bn(40, 7),
         *_conv_bn(56, 7),
@@ -245,14 +236,14 @@ def best_k7() -> keras.Model:
     )
 
 
-def best_pool() -> keras.Model:
+def best_pool(*front: layers.Layer) -> keras.Model:
     """A network unlike `best`, trained the same way: 5x5 kernels, max pooling, a dense layer.
 
     Tried, like `best_k7`, as an ensemble member with other mistakes than `best`'s.
     """
     return _sequential(
         "best-pool",
-        _best_augmentation(),
+        front,
         *_conv_bn(32, 5),
         *_conv_bn(32, 5),
         layers.MaxPooling2D(2),
@@ -280,6 +271,7 @@ _BEST_RECIPE = Recipe(
     steps_per_execution=8,
     precision="mixed_bfloat16",
     select_best=True,
+    augmentation=Augmentation(rotation=10, zoom=0.1, shift=0.1),  # Deotte's
 )
 _HELD_OUT_NOTE = f"last {HELD_OUT:.0%} of train"
 

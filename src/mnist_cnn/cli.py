@@ -34,6 +34,8 @@ INPUT_ERRORS = {
     "mnist_cnn.catalogue": "UnknownModelError",
     "mnist_cnn.training": "TrainingError",
     "mnist_cnn.imaging": "ImageError",
+    "mnist_cnn.layer_list": "LayerListError",
+    "mnist_cnn.architecture": "ArchitectureError",
 }
 # mnist_cnn.export's ExportError is not here: a failed export is our failure (exit 1).
 
@@ -68,16 +70,21 @@ def cmd_data_download(args) -> None:
 def cmd_data_info(args) -> None:
     import numpy as np
 
-    spec = datasets.get_spec(args.dataset)
-    (x_train, y_train), (x_test, y_test) = datasets.load_dataset(args.dataset, args.data_dir)
+    from .folders import load_split
+
+    classes = datasets.class_names(args.dataset) or tuple(str(d) for d in range(10))
+    train, _ = load_split(args.dataset, "train", args.data_dir)
+    test, folder = load_split(args.dataset, "test", args.data_dir)
     info = {
         "dataset": args.dataset,
         "folder": str(datasets.dataset_dir(args.dataset, args.data_dir)),
-        "image_shape": list(x_train.shape[1:]),
-        "dtype": str(x_train.dtype),
-        "train": {"count": len(y_train), "per_class": np.bincount(y_train, minlength=10).tolist()},
-        "test": {"count": len(y_test), "per_class": np.bincount(y_test, minlength=10).tolist()},
+        "image_shape": list(train.images.shape[1:]),
+        "dtype": str(train.images.dtype),
+        "train": {"count": len(train.labels), "per_class": _per_class(np, train.labels)},
+        "test": {"count": len(test.labels), "per_class": _per_class(np, test.labels)},
     }
+    if folder is not None:
+        info.update(split=folder.split, skipped=folder.describe()["skipped"])
     if args.json:
         _print_json(info)
         return
@@ -86,11 +93,28 @@ def cmd_data_info(args) -> None:
         f"images: {'x'.join(map(str, info['image_shape']))} {info['dtype']}, "
         f"train {info['train']['count']}, test {info['test']['count']}"
     )
+    if folder is not None:
+        print(f"split: {folder.split}")
+        _print_skipped(folder.skipped)
     print(f"{'class':>14}  {'train':>6} {'share':>6}   {'test':>5} {'share':>6}")
-    for c, name in enumerate(spec.classes):
+    for c, name in enumerate(classes):
         tr, te = info["train"]["per_class"][c], info["test"]["per_class"][c]
         label = f"{c} {name}" if name != str(c) else str(c)
-        print(f"{label:>14}  {tr:>6} {tr / len(y_train):>6.1%}   {te:>5} {te / len(y_test):>6.1%}")
+        share_tr = tr / max(1, info["train"]["count"])
+        share_te = te / max(1, info["test"]["count"])
+        print(f"{label:>14}  {tr:>6} {share_tr:>6.1%}   {te:>5} {share_te:>6.1%}")
+
+
+def _per_class(np, labels) -> list[int]:
+    return np.bincount(labels, minlength=10).tolist()
+
+
+def _print_skipped(skipped: list[tuple[str, str]]) -> None:
+    """Every file a folder dataset could not use, named on stderr, and their count."""
+    for file, why in skipped:
+        print(f"{PROG}: skipped {file}: {why}", file=sys.stderr)
+    if skipped:
+        print(f"skipped: {len(skipped)} file(s) that could not be read (named on stderr)")
 
 
 def cmd_data_show(args) -> None:
@@ -98,24 +122,26 @@ def cmd_data_show(args) -> None:
 
     from . import plots
 
-    spec = datasets.get_spec(args.dataset)
     (x_train, y_train), (x_test, y_test) = datasets.load_dataset(args.dataset, args.data_dir)
     images, labels = (x_train, y_train) if args.split == "train" else (x_test, y_test)
-    picks = np.random.default_rng(args.seed).choice(len(images), 16, replace=False)
+    if not len(images):
+        raise UsageError(f"{args.dataset} has no {args.split} images")
+    picks = np.random.default_rng(args.seed).choice(len(images), min(16, len(images)), False)
     out = Path(args.out)
-    plots.sample_grid(
-        images[picks], labels[picks], out, spec.classes if args.dataset != "mnist" else None
-    )
+    plots.sample_grid(images[picks], labels[picks], out, datasets.class_names(args.dataset))
     if args.json:
         _print_json({"path": str(out), "indices": picks.tolist()})
     else:
-        print(f"saved 16 {args.split} samples to {out}")
+        print(f"saved {len(picks)} {args.split} samples to {out}")
 
 
 # --- models, train, evaluate, predict ------------------------------------------------------
 
 
 def cmd_models(args) -> None:
+    if args.name or args.arch:
+        _show_network(args)
+        return
     _keras()
     from . import catalogue
 
@@ -137,44 +163,88 @@ def cmd_models(args) -> None:
             f"{row['published']}"
         )
     print("\nValidation never uses the test set; where a tutorial did, a split of train stands in.")
+    print("'mnist-cnn models NAME' shows a network layer by layer; --arch LAYERS shows yours.")
+
+
+def _show_network(args) -> None:
+    """One network layer by layer, a catalogue entry's or a pasted list's, without training."""
+    from . import layer_list
+
+    if args.arch and layer_list.python_file(args.arch) is None:
+        layer_list.parse(args.arch)  # a bad list is answered before Keras loads
+    _keras()
+    from . import architecture
+
+    entry = architecture.entry_for(args.name, args.arch)
+    model = entry.build()
+    shown = {
+        **entry.describe(),
+        "parameters": int(model.count_params()),
+        "layers": architecture.describe_layers(model),
+    }
+    if args.json:
+        _print_json(shown)
+        return
+    print(f"{entry.name}: {entry.summary}")
+    print(f"{'layer':<22} {'output shape':<18} {'parameters':>10}")
+    for row in shown["layers"]:
+        shape = "(" + ", ".join(map(str, row["output_shape"])) + ")"
+        print(f"{row['layer']:<22} {shape:<18} {row['parameters']:>10,}")
+    print(f"{'total':<41} {shown['parameters']:>10,}")
+    recipe = ", ".join(f"{key} {value}" for key, value in shown["recipe"].items())
+    print(f"recipe: {recipe}")
+    print("(every recipe setting can be changed with a train flag: see 'mnist-cnn train --help')")
 
 
 def cmd_train(args) -> None:
+    from . import layer_list
+    from .settings import RECIPE_FIELDS, flag
+
+    recipe = {field: getattr(args, field) for field in RECIPE_FIELDS}
+    run_flags = {
+        "--seed": args.seed,
+        "--limit": args.limit,
+        "--ensemble": args.ensemble,
+        "--mix-mnist": args.mix_mnist,
+        "--arch": args.arch,
+        "--init": args.init,
+        "--name": args.name,
+    }
+    given = [flag(field) for field, value in recipe.items() if value is not None]
+    given += [name for name, value in run_flags.items() if value is not None]
+    if args.resume and (args.model or given):
+        raise UsageError(
+            "--resume continues a run with its own settings; give no model or "
+            f"{', '.join(given) or 'settings'} with it"
+        )
+    if not args.resume and not (args.model or args.arch or args.init):
+        raise UsageError(
+            "give a model name (see 'mnist-cnn models'), --arch LAYERS|FILE.py, "
+            "--init MODEL, or --resume RUN_DIR"
+        )
+    if args.arch and layer_list.python_file(args.arch) is None:
+        layer_list.parse(args.arch)  # a bad list is answered before Keras loads
     _keras()
     from .training import TrainConfig, TrainingInterrupted, resume, train
 
     verbose = 1 if sys.stdout.isatty() and not args.json else 2
-    overrides = {
-        "--epochs": args.epochs,
-        "--batch-size": args.batch_size,
-        "--validation-split": args.validation_split,
-        "--seed": args.seed,
-        "--limit": args.limit,
-        "--ensemble": args.ensemble,
-    }
     try:
         if args.resume:
-            given = [name for name, value in overrides.items() if value is not None]
-            if args.model or given:
-                raise UsageError(
-                    "--resume continues a run with its own settings; give no model or "
-                    f"{', '.join(given) or 'settings'} with it"
-                )
             result = resume(args.resume, verbose=verbose)
         else:
-            if not args.model:
-                raise UsageError("give a model name (see 'mnist-cnn models') or --resume RUN_DIR")
             result = train(
                 TrainConfig(
                     model=args.model,
-                    epochs=args.epochs,
-                    batch_size=args.batch_size,
-                    validation_split=args.validation_split,
+                    arch=args.arch,
+                    init=args.init,
+                    name=args.name,
+                    **recipe,
                     seed=42 if args.seed is None else args.seed,
                     dataset=args.dataset,
                     data_dir=args.data_dir,
                     out=args.out,
                     limit=args.limit,
+                    mix_mnist=args.mix_mnist or 0,
                     ensemble=1 if args.ensemble is None else args.ensemble,
                     verbose=verbose,
                 )
@@ -185,12 +255,19 @@ def cmd_train(args) -> None:
     summary = result.summary()
     if args.json:
         _print_json(summary)
-    else:
+        return
+    if result.data is not None:
+        data = result.data
         print(
-            f"test accuracy: {summary['test_accuracy']:.2%}  test loss: {summary['test_loss']:.4f}"
-            f"  fit: {summary['train_seconds']:.1f} s"
+            f"data: {data['folder']}: {data['train']} training and {data['test']} test images "
+            f"({data['split']})"
         )
-        print(f"run directory: {summary['run_dir']}")
+        _print_skipped([(row["file"], row["error"]) for row in data["skipped"]])
+    print(
+        f"test accuracy: {summary['test_accuracy']:.2%}  test loss: {summary['test_loss']:.4f}"
+        f"  fit: {summary['train_seconds']:.1f} s"
+    )
+    print(f"run directory: {summary['run_dir']}")
 
 
 def _dataset_for(args) -> str:
@@ -203,17 +280,37 @@ def _dataset_for(args) -> str:
 def cmd_evaluate(args) -> None:
     _keras()
     from . import evaluation
+    from .folders import load_split
     from .inference import Classifier
 
     classifier = Classifier(args.model)
     dataset = _dataset_for(args)
-    _, (x_test, y_test) = datasets.load_dataset(dataset, args.data_dir)
-    metrics = evaluation.evaluate(classifier.probabilities(x_test), y_test)
+    part, folder = load_split(dataset, args.split, args.data_dir)
+    if not len(part.labels):
+        raise UsageError(f"{dataset} has no {args.split} images; try --split all")
+    probabilities = classifier.probabilities(part.images)
+    metrics = evaluation.evaluate(probabilities, part.labels)
+    wrong = evaluation.wrong_files(probabilities, part.labels, part.files)
     if args.json:
-        _print_json({"model": str(classifier.path), "dataset": dataset, **metrics})
-    else:
-        print(f"{classifier.path} on the {dataset} test set")
-        print(evaluation.format_metrics(metrics))
+        extra = {} if folder is None else {"wrong": wrong, **folder.describe()}
+        _print_json(
+            {"model": str(classifier.path), "dataset": dataset, "split": args.split}
+            | metrics
+            | extra
+        )
+        return
+    where = "" if folder is None else f" ({len(part.labels)} images; {folder.split})"
+    print(f"{classifier.path} on the {dataset} {args.split} set{where}")
+    if folder is not None:
+        _print_skipped(folder.skipped)
+    print(evaluation.format_metrics(metrics))
+    if wrong:
+        print(f"\nread wrong ({len(wrong)}):")
+        for row in wrong:
+            print(
+                f"  {row['file']}: a {row['label']} read as {row['predicted']} "
+                f"(p={row['confidence']:.3f})"
+            )
 
 
 def cmd_predict(args) -> None:
@@ -404,9 +501,8 @@ def cmd_serve(args) -> None:
     if args.workers > 1 and args.port == 0:
         raise UsageError("--port 0 (any free port) works with one worker only")
     from . import rundir
-    from .inference import MODEL_SUFFIXES
 
-    model = rundir.model_path(args.model or rundir.newest_run(args.runs), MODEL_SUFFIXES)
+    model = rundir.model_path(args.model or rundir.newest_run(args.runs), rundir.MODEL_SUFFIXES)
     if model.suffix != ".onnx":
         _keras(intra_op_threads=1)  # requests run side by side, one core each
     from .server import serve
@@ -432,17 +528,65 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _add_data_options(parser, default_dataset: str | None = "mnist") -> None:
+def _dataset(text: str) -> str:
+    try:
+        return datasets.dataset_name(text)
+    except datasets.DatasetError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_data_options(parser, default_dataset: str | None = "mnist", folders: bool = True) -> None:
+    names = ", ".join(datasets.DATASETS) + (", or folder:PATH (your own images)" if folders else "")
     parser.add_argument(
         "--dataset",
         default=default_dataset,
-        choices=list(datasets.DATASETS),
-        help=f"dataset (default: {default_dataset or 'the one the run used'})",
+        type=_dataset if folders else str,
+        choices=None if folders else list(datasets.DATASETS),
+        metavar="NAME" if folders else None,
+        help=f"{names} (default: {default_dataset or 'the one the run used'})",
     )
     parser.add_argument(
         "--data-dir",
         metavar="DIR",
         help=f"data folder (default: ${datasets.DATA_ENV} or ~/.cache/mnist-cnn)",
+    )
+
+
+def _add_recipe_options(parser) -> None:
+    """One flag for every field of a recipe (settings.Recipe); unset keeps the entry's."""
+    from . import settings
+
+    recipe = parser.add_argument_group(
+        "recipe", "change any setting of the recipe (default: the entry's; see 'models NAME')"
+    )
+    recipe.add_argument("--epochs", type=int)
+    recipe.add_argument("--batch-size", type=int)
+    recipe.add_argument(
+        "--validation-split", type=float, metavar="F", help="fraction of train held out"
+    )
+    recipe.add_argument("--loss", choices=settings.LOSSES, help="integer or one-hot labels")
+    recipe.add_argument("--optimizer", choices=list(settings.OPTIMIZERS))
+    recipe.add_argument("--learning-rate", type=float, metavar="LR", help="the peak, if scheduled")
+    recipe.add_argument(
+        "--schedule", choices=settings.SCHEDULES, help="one-cycle: warm up, then cosine to zero"
+    )
+    recipe.add_argument("--warmup", type=float, metavar="F", help="share of steps warming up")
+    recipe.add_argument("--label-smoothing", type=float, metavar="F")
+    recipe.add_argument("--precision", choices=settings.PRECISIONS, help="a Keras dtype policy")
+    recipe.add_argument(
+        "--steps-per-execution", type=int, metavar="N", help="batches per compiled call"
+    )
+    recipe.add_argument(
+        "--select-best",
+        action=argparse.BooleanOptionalAction,
+        help="keep the epoch of lowest validation loss",
+    )
+    recipe.add_argument(
+        "--augment",
+        dest="augmentation",
+        metavar="SPEC",
+        help="random rotation, zoom and shift while training: on, off, or strengths such "
+        "as rotation=10,zoom=0.1,shift=0.1",
     )
 
 
@@ -486,7 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"{PROG} data download --dataset fashion-mnist",
         cmd_data_download,
     )
-    _add_data_options(p)
+    _add_data_options(p, folders=False)
     p = _command(data_sub, "info", "counts and class balance", f"{PROG} data info", cmd_data_info)
     _add_data_options(p)
     p = _command(
@@ -501,35 +645,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="which digits to pick (default: 0)")
     p.add_argument("--out", default="samples.png", help="PNG to write (default: samples.png)")
 
-    _command(
+    p = _command(
         sub,
         "models",
-        "list the catalogue: parameters, recipe, published result",
-        f"{PROG} models",
+        "list the catalogue, or show one network layer by layer (yours with --arch)",
+        f"{PROG} models\n  {PROG} models keras-example\n"
+        f"  {PROG} models --arch \"Conv2D(32, (3,3), activation='relu'), MaxPooling2D((2,2)), "
+        f"Flatten(), Dense(10, activation='softmax')\"",
         cmd_models,
     )
+    p.add_argument("name", nargs="?", metavar="NAME", help="a catalogue entry to show")
+    p.add_argument("--arch", metavar="LAYERS|FILE.py", help="your network, as for train --arch")
 
     p = _command(
         sub,
         "train",
-        "train a catalogue model and write a run directory",
-        f"{PROG} train keras-example --epochs 3",
+        "train a network (the catalogue's or yours) and write a run directory",
+        f"{PROG} train keras-example --epochs 3\n"
+        f"  {PROG} train --arch \"Conv2D(32, (3,3), activation='relu'), MaxPooling2D((2,2)), "
+        f"Flatten(), Dense(10, activation='softmax')\" --epochs 5\n"
+        f"  {PROG} train --arch my_net.py:build --optimizer sgd --learning-rate 0.05\n"
+        f"  {PROG} train --init my_model.h5 --dataset folder:my-digits",
         cmd_train,
     )
     p.add_argument(
         "model", nargs="?", metavar="NAME", help="catalogue name (see 'mnist-cnn models')"
     )
     p.add_argument(
+        "--arch",
+        metavar="LAYERS|FILE.py",
+        help="your network instead: a Keras layer list as tutorials write it (read, never run "
+        "as Python), or FILE.py[:FUNCTION] whose function (default build) returns a keras.Model",
+    )
+    p.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from a saved model's network and weights (a run directory, .keras or .h5)",
+    )
+    p.add_argument("--name", help="name your network's runs (default: custom; finetune for --init)")
+    p.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="continue an interrupted run from its last completed epoch, with its settings",
-    )
-    p.add_argument("--epochs", type=int, help="default: the entry's published recipe")
-    p.add_argument("--batch-size", type=int, help="default: the entry's published recipe")
-    p.add_argument(
-        "--validation-split",
-        type=float,
-        help="fraction of train held out (default: the entry's recipe)",
     )
     p.add_argument("--seed", type=int, help="random seed (default: 42)")
     p.add_argument(
@@ -544,17 +701,32 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="train K members (seeds S, S+1, ...) and average their probabilities",
     )
+    p.add_argument(
+        "--mix-mnist",
+        type=int,
+        metavar="N",
+        help="with --dataset folder:PATH, mix N MNIST training digits in (so as not to forget)",
+    )
     p.add_argument("--out", default="runs", help="folder for run directories (default: runs/)")
     _add_data_options(p)
+    _add_recipe_options(p)
 
     p = _command(
         sub,
         "evaluate",
-        "test loss, accuracy, per-class scores and confusion matrix",
-        f"{PROG} evaluate runs/keras-example-20261121-101500",
+        "test loss, accuracy, per-class scores and confusion matrix (and, for a folder of your "
+        "digits, the files read wrong)",
+        f"{PROG} evaluate runs/keras-example-20261121-101500\n"
+        f"  {PROG} evaluate my_model.h5 --dataset folder:my-digits --split all",
         cmd_evaluate,
     )
-    p.add_argument("model", metavar="RUN_DIR|MODEL.keras")
+    p.add_argument("model", metavar="RUN_DIR|MODEL.keras|MODEL.h5")
+    p.add_argument(
+        "--split",
+        choices=["test", "train", "all"],
+        default="test",
+        help="which part of the dataset to score (default: test)",
+    )
     _add_data_options(p, default_dataset=None)
 
     p = _command(
@@ -565,7 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"  {PROG} predict runs/fast-20261121-101500 --index 0 --index 7",
         cmd_predict,
     )
-    p.add_argument("model", metavar="RUN_DIR|MODEL.keras")
+    p.add_argument("model", metavar="RUN_DIR|MODEL")
     p.add_argument(
         "inputs",
         nargs="*",
@@ -633,7 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"{PROG} export runs/fast-20261121-101500 --format onnx",
         cmd_export,
     )
-    p.add_argument("model", metavar="RUN_DIR|MODEL.keras")
+    p.add_argument("model", metavar="RUN_DIR|MODEL")
     p.add_argument("--format", required=True, choices=["onnx", "saved_model", "tflite"])
     p.add_argument(
         "--out",
@@ -652,7 +824,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "model",
         nargs="?",
-        metavar="RUN_DIR|MODEL.keras",
+        metavar="RUN_DIR|MODEL",
         help="the model to serve (default: the newest run under --runs)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")

@@ -218,6 +218,34 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
 # --- cache and download ------------------------------------------------------------------
 
 
+FOLDER_PREFIX = "folder:"  # a folder of the user's own labelled images (folders.py)
+
+
+def folder_of(name: str) -> Path | None:
+    """The folder behind a `folder:PATH` dataset name; None for a catalogue dataset."""
+    return Path(name[len(FOLDER_PREFIX) :]) if name.startswith(FOLDER_PREFIX) else None
+
+
+def dataset_name(text: str) -> str:
+    """A dataset as given on the command line, checked: a catalogue name, or folder:PATH
+    (made absolute, so that a run read from elsewhere finds it)."""
+    folder = folder_of(text)
+    if folder is None:
+        get_spec(text)
+        return text
+    if not str(folder).strip():
+        raise DatasetError("folder: needs a path, as in --dataset folder:my-digits")
+    return FOLDER_PREFIX + str(folder.expanduser().resolve())
+
+
+def class_names(name: str) -> tuple[str, ...] | None:
+    """The names of a dataset's classes; None where the classes are the digits themselves."""
+    if folder_of(name) is not None:
+        return None
+    classes = get_spec(name).classes
+    return None if classes == _DIGITS else classes
+
+
 def get_spec(name: str) -> DatasetSpec:
     """The catalogue entry for a dataset name, or a clear error listing the known ones."""
     try:
@@ -240,8 +268,10 @@ def dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path:
     """The folder that holds (or will hold) a dataset's four files.
 
     That is ROOT/NAME/; a ROOT that itself holds all four files is accepted as well, so
-    pointing at the folder of files works as people expect.
+    pointing at the folder of files works as people expect. A folder: dataset is its folder.
     """
+    if folder_of(name) is not None:
+        return folder_of(name)
     spec = get_spec(name)
     root = data_root(data_dir)
     if all((root / f.name).is_file() for f in spec.files) and not (root / name).is_dir():
@@ -348,7 +378,14 @@ def ensure_dataset(
 def load_dataset(
     name: str = "mnist", data_dir: str | os.PathLike | None = None
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """`(x_train, y_train), (x_test, y_test)` as uint8 arrays, like `keras.datasets`."""
+    """`(x_train, y_train), (x_test, y_test)` as uint8 arrays, like `keras.datasets`.
+
+    `folder:PATH` reads your own labelled images (folders.py).
+    """
+    if folder_of(name) is not None:
+        from .folders import load_folder
+
+        return load_folder(folder_of(name)).arrays()
     spec = get_spec(name)
     folder = ensure_dataset(name, data_dir)
     arrays = [read_idx(folder / f.name) for f in spec.files]

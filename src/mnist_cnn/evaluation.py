@@ -81,6 +81,24 @@ def evaluate(probabilities: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
+def wrong_files(probabilities: np.ndarray, labels: np.ndarray, files: list[str]) -> list[dict]:
+    """The files read wrong, most confident mistake first (none when there are no files)."""
+    if not files:
+        return []
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")]
+    return [
+        {
+            "file": files[i],
+            "label": int(labels[i]),
+            "predicted": int(predicted[i]),
+            "confidence": float(probabilities[i, predicted[i]]),
+        }
+        for i in wrong
+    ]
+
+
 def most_confused_pairs(matrix, top: int = 10) -> list[tuple[int, int, int]]:
     """The off-diagonal cells with the most errors: (true, predicted, count), largest first."""
     matrix = np.asarray(matrix)

@@ -17,13 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from . import catalogue, datasets, rundir
+from . import datasets, rundir
+from .architecture import with_precision
+from .augmentation import without_augmentation
 from .backend import import_keras
 from .ensemble import ensemble_of, members_of
 
 keras = import_keras()
 
-# format name -> (Keras's name for it, the file or folder written into the run directory)
+# format name -> (Keras's name for it, the file or folder written into the run directory;
+# beside a model file of your own, mnist.h5, it is mnist.onnx, mnist_saved_model, ...)
 FORMATS = {
     "onnx": ("onnx", "model.onnx"),
     "saved_model": ("tf_saved_model", "saved_model"),
@@ -61,44 +64,12 @@ def inference_copy(model: keras.Model) -> keras.Model:
     layers (identity at inference, but their random ops would be traced into the export)."""
     members = members_of(model)
     if members:  # an ensemble: rebuild it from the same members without augmentation
-        return ensemble_of([_without_augmentation(member) for member in members], model.name)
-    return _without_augmentation(model)
+        return ensemble_of([_plain(member) for member in members], model.name)
+    return _plain(model)
 
 
-def _is_augmentation(layer) -> bool:
-    return type(layer).__name__.startswith("Random")
-
-
-def _without_augmentation(net: keras.Model) -> keras.Model:
-    layers = [layer for layer in net.layers if not isinstance(layer, keras.layers.InputLayer)]
-    if not any(_is_augmentation(layer) for layer in layers):
-        return float32_copy(net)
-    # Our augmented models are plain stacks: the same layers (and weights), minus the random ones.
-    stack = keras.Sequential(
-        [keras.Input(shape=catalogue.INPUT_SHAPE)]
-        + [layer for layer in layers if not _is_augmentation(layer)],
-        name=net.name,
-    )
-    return float32_copy(stack)
-
-
-def float32_copy(model: keras.Model) -> keras.Model:
-    """The same network and weights with every layer computing in float32."""
-    if all(layer.dtype_policy.name == "float32" for layer in model._flatten_layers()):
-        return model
-
-    def as_float32(config):
-        if isinstance(config, dict):
-            if config.get("class_name") in ("DTypePolicy", "FloatDTypePolicy"):
-                return {**config, "config": {**config["config"], "name": "float32"}}
-            return {key: as_float32(value) for key, value in config.items()}
-        if isinstance(config, list):
-            return [as_float32(value) for value in config]
-        return config
-
-    copy = model.__class__.from_config(as_float32(model.get_config()))
-    copy.set_weights(model.get_weights())
-    return copy
+def _plain(net: keras.Model) -> keras.Model:
+    return with_precision(without_augmentation(net), "float32")
 
 
 def runner(path: Path, fmt: str):
@@ -136,6 +107,9 @@ def export_model(
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     keras_format, filename = FORMATS[fmt]
     source = rundir.model_path(model_path)
+    if source.name != rundir.MODEL:  # a model file of your own: mnist.h5 -> mnist.onnx
+        kind = "_saved_model" if fmt == "saved_model" else Path(filename).suffix
+        filename = source.stem + kind
     target = Path(out) if out else source.parent / filename
     trained = rundir.load_model(source)
     model = inference_copy(trained)

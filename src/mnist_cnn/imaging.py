@@ -29,6 +29,7 @@ SPECK = 0.08  # in a row of digits, ink pieces under this share of the largest p
 SAME_DIGIT_OVERLAP = 0.5  # pieces overlapping this much horizontally belong to one digit
 FRAGMENT = 0.5  # a group less than half as tall as the median digit is a broken stroke
 WORKING_SIDE = 400  # large photos are reduced to about this size before the pixel work
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
 class ImageError(Exception):

@@ -19,8 +19,6 @@ from . import evaluation, imaging, rundir
 from .datasets import normalise
 
 BATCH = 1024
-MODEL_SUFFIXES = (".keras", ".onnx")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
 @dataclass
@@ -52,7 +50,7 @@ class Classifier:
         """
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
-        self.path = rundir.model_path(path, MODEL_SUFFIXES)
+        self.path = rundir.model_path(path, rundir.MODEL_SUFFIXES)
         self.temperature = rundir.temperature_of(self.path)
         self.min_confidence = min_confidence
         self.top_k = max(1, min(10, top_k))
@@ -193,7 +191,9 @@ def image_files(inputs: list[str]) -> list[Path | str]:
         if item == "-":
             found.append(item)
         elif Path(item).is_dir():
-            found += sorted(p for p in Path(item).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            found += sorted(
+                p for p in Path(item).iterdir() if p.suffix.lower() in imaging.IMAGE_SUFFIXES
+            )
         elif glob.has_magic(item):
             found += [Path(p) for p in sorted(glob.glob(item))] or [Path(item)]
         else:

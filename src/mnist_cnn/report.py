@@ -105,7 +105,8 @@ def write_report_of(run: Path, model, test_set, probabilities: np.ndarray) -> Pa
 
 
 def _sample_predictions(x_test, y_test, probabilities) -> bytes:
-    picks = np.random.default_rng(SAMPLE_SEED).choice(len(x_test), SAMPLES, replace=False)
+    shown = min(SAMPLES, len(x_test))
+    picks = np.random.default_rng(SAMPLE_SEED).choice(len(x_test), shown, replace=False)
     return plots.prediction_grid(x_test[picks], y_test[picks], probabilities[picks], columns=8)
 
 

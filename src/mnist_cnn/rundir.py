@@ -26,6 +26,8 @@ MODEL = "model.keras"
 METRICS = "metrics.json"
 CALIBRATION = "calibration.json"
 PLOTS = "plots"
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")  # .h5: Keras 2's format, as notebooks save it
+MODEL_SUFFIXES = (*KERAS_SUFFIXES, ".onnx")
 
 
 class RunError(Exception):
@@ -64,7 +66,7 @@ def newest_run(out: str | os.PathLike = "runs") -> Path:
     return models[-1].parent
 
 
-def model_path(path: str | os.PathLike, suffixes: tuple[str, ...] = (".keras",)) -> Path:
+def model_path(path: str | os.PathLike, suffixes: tuple[str, ...] = KERAS_SUFFIXES) -> Path:
     """The model file behind a run directory or a model path, checked to exist.
 
     `suffixes` are the kinds of file the caller can run (`.onnx` too, for inference).
@@ -75,7 +77,7 @@ def model_path(path: str | os.PathLike, suffixes: tuple[str, ...] = (".keras",))
         if not candidate.is_file():
             raise RunError(f"{path} has no {MODEL}; is it a finished run directory?")
         return candidate
-    kinds = " or ".join(suffixes)
+    kinds = ", ".join(suffixes[:-1]) + f" or {suffixes[-1]}" if len(suffixes) > 1 else suffixes[0]
     if not path.exists():
         raise RunError(f"{path} does not exist; give a run directory or a {kinds} file")
     if path.suffix not in suffixes:
@@ -85,7 +87,7 @@ def model_path(path: str | os.PathLike, suffixes: tuple[str, ...] = (".keras",))
 
 def run_dir_of(path: str | os.PathLike) -> Path | None:
     """The run directory that holds a model, if the model lives in one."""
-    folder = model_path(path, (".keras", ".onnx")).parent
+    folder = model_path(path, MODEL_SUFFIXES).parent
     return folder if (folder / CONFIG).is_file() else None
 
 
@@ -158,20 +160,25 @@ def check_model_hash(file: Path) -> None:
 
 
 def load_model(path: str | os.PathLike):
-    """Load the model of a run directory or `.keras` file, refusing code-carrying layers.
+    """Load the model of a run directory, `.keras` or Keras 2 `.h5` file, refusing layers
+    that carry code, and made to take 28x28x1 digits and give probabilities.
 
-    Keras's safe mode refuses Lambda layers and other objects that would run code; nothing
-    is unpickled. A run's model must also match the sha256 recorded in its config.json.
+    Keras's safe mode refuses Lambda layers and other objects that would run code (in `.h5`
+    files too); nothing is unpickled. A run's model must also match the sha256 recorded in
+    its config.json. A notebook's model that takes (28, 28) or (784,) input or gives logits
+    is wrapped to fit (architecture.adapted).
     """
     from .backend import import_keras
 
     keras = import_keras()
     from . import augmentation  # noqa: F401  (registers our own layer, so that it loads)
+    from .architecture import adapted
 
     file = model_path(path)
     check_model_hash(file)
     try:
-        return keras.saving.load_model(file, safe_mode=True)
+        model = keras.saving.load_model(file, safe_mode=True, compile=False)
     except Exception as exc:  # Keras raises many types for a bad file; all mean the same here
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RunError(f"{file}: refused or unreadable model ({first_line})") from exc
+    return adapted(model, str(file))

@@ -1,4 +1,4 @@
-"""`train()`: one catalogue entry, trained with `model.fit`, written to a run directory.
+"""`train()`: one network, trained with `model.fit`, written to a run directory.
 
 The flow is the tutorial's, made reproducible: fix the seed, load and normalise the data,
 hold out a validation split of the training set (never the test set), fit, then touch the
@@ -11,18 +11,21 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from . import catalogue, checkpoints, datasets, evaluation, plots, report, rundir
+from . import architecture, catalogue, checkpoints, datasets, evaluation, plots, report, rundir
+from . import settings as recipe_settings
 from .atomic import atomic_write_json
+from .augmentation import RandomAffine
 from .backend import versions
 from .ensemble import ensemble_of
 
 PREVIEW_SAMPLES = 16
+MNIST_TRAIN = 60_000
 ONE_CYCLE_START_DIVISOR = 25  # one-cycle starts at peak/25 (as in Smith's and PyTorch's)
 
 
@@ -32,17 +35,37 @@ class TrainingError(Exception):
 
 @dataclass
 class TrainConfig:
-    """What to train and how. `None` means "the entry's published recipe"."""
+    """What to train and how. `None` means "as the entry's recipe says".
 
-    model: str
+    What to train is one of: `model`, a catalogue name; `arch`, a pasted layer list or
+    FILE.py[:FUNCTION]; `init`, a saved model to fine-tune. `name` names one of your own.
+    """
+
+    model: str | None = None
+    arch: str | None = None
+    init: str | None = None
+    name: str | None = None
+    # The recipe (settings.Recipe), field by field.
     epochs: int | None = None
     batch_size: int | None = None
     validation_split: float | None = None
+    loss: str | None = None
+    optimizer: str | None = None
+    learning_rate: float | None = None
+    schedule: str | None = None
+    warmup: float | None = None
+    steps_per_execution: int | None = None
+    label_smoothing: float | None = None
+    precision: str | None = None
+    select_best: bool | None = None
+    augmentation: str | dict | None = None  # "on", "off", "rotation=15,shift=0.1", or a dict
+    # The run.
     seed: int = 42
     dataset: str = "mnist"
     data_dir: str | None = None
     out: str = "runs"
     limit: int | None = None  # train on the first N training images, for quick trials
+    mix_mnist: int = 0  # MNIST training digits mixed into a folder dataset's training part
     ensemble: int = 1  # train this many members (seeds seed, seed+1, ...) and average them
     verbose: int | str = "auto"
 
@@ -55,9 +78,10 @@ class RunResult:
     metrics: dict
     train_seconds: float
     history: list[dict] = field(default_factory=list)
+    data: dict | None = None  # for a folder dataset: what was read and skipped
 
     def summary(self) -> dict:
-        return {
+        summary = {
             "run_dir": str(self.run_dir),
             "model": self.model,
             "epochs": self.epochs,
@@ -66,30 +90,43 @@ class RunResult:
             "test_loss": self.metrics["test_loss"],
             "train_seconds": round(self.train_seconds, 3),
         }
+        return summary if self.data is None else {**summary, "data": self.data}
 
 
-def resolve_settings(config: TrainConfig) -> dict:
-    """The entry's recipe with the config's overrides applied, checked for sense."""
-    entry = catalogue.get_entry(config.model)
-    settings = asdict(entry.recipe)
-    for key in ("epochs", "batch_size", "validation_split"):
-        value = getattr(config, key)
-        if value is not None:
-            settings[key] = value
-    if settings["epochs"] < 1:
-        raise TrainingError(f"--epochs must be at least 1, got {settings['epochs']}")
-    if settings["batch_size"] < 1:
-        raise TrainingError(f"--batch-size must be at least 1, got {settings['batch_size']}")
-    if not 0.0 <= settings["validation_split"] < 1.0:
-        raise TrainingError(
-            f"--validation-split must be in [0, 1), got {settings['validation_split']}"
+def entry_of(config: TrainConfig) -> catalogue.Entry:
+    """The network to train: a catalogue entry, or one of the user's (architecture.py)."""
+    return architecture.entry_for(config.model, config.arch, config.init, config.name)
+
+
+def resolve_settings(config: TrainConfig, entry: catalogue.Entry | None = None) -> dict:
+    """The entry's recipe with the config's changes applied, and the run's own settings,
+    all checked for sense."""
+    entry = entry or entry_of(config)
+    try:
+        settings = recipe_settings.resolve(
+            entry.recipe, {key: getattr(config, key) for key in recipe_settings.RECIPE_FIELDS}
         )
-    if config.limit is not None and config.limit < 10:
-        raise TrainingError(f"--limit must be at least 10 images, got {config.limit}")
-    if config.ensemble < 1:
-        raise TrainingError(f"--ensemble must be at least 1, got {config.ensemble}")
+    except recipe_settings.SettingsError as exc:
+        raise TrainingError(str(exc)) from None
+    whole = recipe_settings.is_whole
+    if not whole(config.seed):
+        raise TrainingError(f"--seed must be a whole number, got {config.seed!r}")
+    if config.limit is not None and (not whole(config.limit) or config.limit < 10):
+        raise TrainingError(f"--limit must be at least 10 images, got {config.limit!r}")
+    if not whole(config.ensemble) or config.ensemble < 1:
+        raise TrainingError(f"--ensemble must be at least 1, got {config.ensemble!r}")
+    if not isinstance(config.dataset, str) or not isinstance(config.data_dir, (str, type(None))):
+        raise TrainingError("--dataset and --data-dir must be text")
+    if not whole(config.mix_mnist) or not 0 <= config.mix_mnist <= MNIST_TRAIN:
+        raise TrainingError(f"--mix-mnist must be 0 to {MNIST_TRAIN:,}, got {config.mix_mnist!r}")
+    if config.mix_mnist and datasets.folder_of(config.dataset) is None:
+        raise TrainingError("--mix-mnist mixes MNIST into --dataset folder:PATH; give one")
     settings.update(
-        seed=config.seed, dataset=config.dataset, limit=config.limit, ensemble=config.ensemble
+        seed=config.seed,
+        dataset=config.dataset,
+        limit=config.limit,
+        ensemble=config.ensemble,
+        mix_mnist=config.mix_mnist,
     )
     return settings
 
@@ -139,12 +176,16 @@ def _labels_for(loss: str, y: np.ndarray, classes: int) -> np.ndarray:
     return keras.utils.to_categorical(y, classes) if loss == "categorical" else y
 
 
-def build(entry: catalogue.Entry, precision: str) -> keras.Model:
-    """Build an entry under its dtype policy (e.g. mixed bf16); the global policy is restored."""
+def build(entry: catalogue.Entry, settings: dict) -> keras.Model:
+    """Build an entry under the recipe's dtype policy (e.g. mixed bf16), with the recipe's
+    augmentation in front; the global policy is restored."""
     previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(precision)
+    keras.mixed_precision.set_global_policy(settings["precision"])
     try:
-        return entry.build()
+        strengths = settings["augmentation"]
+        # Made before the network's own layers, as when it was `best`'s first: same seeds.
+        front = [RandomAffine(**strengths)] if strengths else []
+        return entry.build(*front)
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
@@ -164,7 +205,7 @@ def learning_rate(settings: dict, steps_per_epoch: int):
 
 
 def _compile(model, settings: dict, steps_per_epoch: int) -> None:
-    optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
+    optimizer = getattr(keras.optimizers, recipe_settings.OPTIMIZERS[settings["optimizer"]])
     losses = {
         "sparse": keras.losses.SparseCategoricalCrossentropy(),
         "categorical": keras.losses.CategoricalCrossentropy(
@@ -172,7 +213,7 @@ def _compile(model, settings: dict, steps_per_epoch: int) -> None:
         ),
     }
     model.compile(
-        optimizer=optimizers[settings["optimizer"]](learning_rate(settings, steps_per_epoch)),
+        optimizer=optimizer(learning_rate(settings, steps_per_epoch)),
         loss=losses[settings["loss"]],
         metrics=["accuracy"],
         steps_per_execution=settings["steps_per_execution"],
@@ -184,7 +225,7 @@ def fit_one(entry, settings, fit_data, validation_data, callbacks, verbose, stat
 
     If `state` holds a checkpoint (a resumed run), training continues after its last epoch.
     """
-    model = build(entry, settings["precision"])
+    model = build(entry, settings)
     steps_per_epoch = -(-len(fit_data[0]) // settings["batch_size"])
     _compile(model, settings, steps_per_epoch)
     history = next(c for c in callbacks if isinstance(c, HistoryWriter))
@@ -242,26 +283,26 @@ class TrainingInterrupted(Exception):
 
 
 def train(config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = ()) -> RunResult:
-    """Train one catalogue entry and write its complete run directory.
+    """Train one network and write its complete run directory.
 
     `callbacks` run after ours at every epoch (benchmarks use them to watch progress).
     """
-    entry = catalogue.get_entry(config.model)
-    settings = resolve_settings(config)
-    data = _load(config)
+    entry = entry_of(config)
+    settings = resolve_settings(config, entry)
+    data, about_data = _load(config)
     run_dir = rundir.new_run_dir(config.out, entry.name)
-    atomic_write_json(
-        run_dir / rundir.CONFIG,
-        {
-            "model": entry.name,
-            "settings": settings,
-            "entry": entry.describe(),
-            "data_dir": str(datasets.dataset_dir(config.dataset, config.data_dir)),
-            "versions": versions(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        },
-    )
-    return _run(config, settings, run_dir, data, callbacks, history=[])
+    recorded = {
+        "model": entry.name,
+        "settings": settings,
+        "entry": entry.describe(),
+        "data_dir": str(datasets.dataset_dir(config.dataset, config.data_dir)),
+        "versions": versions(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if about_data is not None:
+        recorded["data"] = about_data
+    atomic_write_json(run_dir / rundir.CONFIG, recorded)
+    return _run(config, entry, settings, run_dir, (data, about_data), callbacks, history=[])
 
 
 def resume(run_dir: str | os.PathLike, callbacks: Sequence = (), verbose="auto") -> RunResult:
@@ -273,60 +314,84 @@ def resume(run_dir: str | os.PathLike, callbacks: Sequence = (), verbose="auto")
     config.verbose = verbose
     history_file = run_dir / rundir.HISTORY
     history = rundir.read_history(history_file) if history_file.exists() else []
-    return _run(config, settings, run_dir, _load(config), callbacks, history)
+    return _run(config, entry_of(config), settings, run_dir, _load(config), callbacks, history)
 
 
 def config_from_run(run_dir: Path) -> tuple[TrainConfig, dict]:
-    """The TrainConfig a run was started with, from its config.json, checked for sense."""
+    """The TrainConfig a run was started with, from its config.json, checked for sense.
+
+    The recorded recipe is the one resumed, field by field, whatever the catalogue says now;
+    a network of the user's is rebuilt from its recorded layer list, file or model.
+    """
     recorded = rundir.read_json(run_dir / rundir.CONFIG)
     settings = recorded.get("settings") if isinstance(recorded, dict) else None
     if not isinstance(settings, dict) or not isinstance(recorded.get("model"), str):
         raise rundir.RunError(f"{run_dir / rundir.CONFIG} has no model and settings to resume")
+    entry = recorded.get("entry")
+    origin = entry.get("origin") if isinstance(entry, dict) else None
     try:
+        recipe = {key: settings[key] for key in recipe_settings.RECIPE_FIELDS}
+        if recipe["augmentation"] is None:
+            recipe["augmentation"] = recipe_settings.AUGMENT_OFF  # None: "as the recipe says"
+        network = (
+            {"model": recorded["model"]}
+            if origin is None
+            else {**architecture.request_of(origin), "name": recorded["model"]}
+        )
         config = TrainConfig(
-            model=recorded["model"],
-            epochs=settings["epochs"],
-            batch_size=settings["batch_size"],
-            validation_split=settings["validation_split"],
+            **network,
+            **recipe,
             seed=settings["seed"],
             dataset=settings["dataset"],
             data_dir=recorded.get("data_dir"),
             out=str(run_dir.parent),
             limit=settings["limit"],
+            mix_mnist=settings["mix_mnist"],
             ensemble=settings["ensemble"],
         )
-        for name in ("epochs", "batch_size", "seed", "ensemble"):
-            if not isinstance(getattr(config, name), int) or isinstance(
-                getattr(config, name), bool
-            ):
-                raise TypeError(f"{name} is not a whole number")
-        if not isinstance(config.validation_split, (int, float)):
-            raise TypeError("validation_split is not a number")
-        if config.limit is not None and not isinstance(config.limit, int):
-            raise TypeError("limit is not a whole number")
-        if not isinstance(config.dataset, str) or not isinstance(
-            config.data_dir, (str, type(None))
-        ):
-            raise TypeError("dataset or data_dir is not text")
         now = resolve_settings(config)
     except (KeyError, TypeError, ValueError, TrainingError, catalogue.UnknownModelError) as exc:
+        reason = f"no {exc} setting" if isinstance(exc, KeyError) else str(exc)
         raise rundir.RunError(
-            f"{run_dir / rundir.CONFIG}: cannot resume from these settings ({exc})"
+            f"{run_dir / rundir.CONFIG}: cannot resume from these settings ({reason})"
         ) from None
-    changed = sorted(k for k in now if now[k] != settings.get(k))
+    changed = sorted(k for k in settings if now.get(k) != settings[k])
     if changed:
         raise rundir.RunError(
-            f"{run_dir}: the recipe of {config.model} has changed since this run started "
-            f"({', '.join(changed)}); it cannot be resumed the same way, so train it again"
+            f"{run_dir}: the settings in {rundir.CONFIG} ({', '.join(changed)}) cannot be "
+            f"trained the same way now; train it again"
         )
     return config, settings
 
 
 def _load(config: TrainConfig):
-    (x_train, y_train), test = datasets.load_dataset(config.dataset, config.data_dir)
+    """The data to train on, and for a folder dataset what was read (else None)."""
+    folder = datasets.folder_of(config.dataset)
+    if folder is None:
+        (x_train, y_train), test = datasets.load_dataset(config.dataset, config.data_dir)
+        about = None
+    else:
+        from .folders import load_folder
+
+        digits = load_folder(folder)
+        if not len(digits.test.labels) or not len(digits.train.labels):
+            raise TrainingError(
+                f"{config.dataset}: {len(digits.train.labels)} training and "
+                f"{len(digits.test.labels)} test images; training needs some of both"
+            )
+        (x_train, y_train), test = digits.arrays()
+        about = digits.describe()
     if config.limit is not None:
         x_train, y_train = x_train[: config.limit], y_train[: config.limit]
-    return (x_train, y_train), test
+    if config.mix_mnist:
+        (x_mnist, y_mnist), _ = datasets.load_dataset("mnist", config.data_dir)
+        rng = np.random.default_rng(config.seed)
+        picks = rng.permutation(len(x_mnist))[: config.mix_mnist]
+        x_train = np.concatenate([x_train, x_mnist[picks]])
+        y_train = np.concatenate([y_train, y_mnist[picks]])
+        order = rng.permutation(len(x_train))  # mixed, so the validation split holds both
+        x_train, y_train = x_train[order], y_train[order]
+    return ((x_train, y_train), test), about
 
 
 def _fit_members(
@@ -365,13 +430,15 @@ def _fit_members(
     return members, train_seconds
 
 
-def _run(config, settings, run_dir: Path, data, callbacks, history: list[dict]) -> RunResult:
-    """Fit every member (skipping those a resumed run finished), then evaluate and write."""
-    entry = catalogue.get_entry(config.model)
-    spec = datasets.get_spec(config.dataset)
-    (x_train, y_train), (x_test, y_test) = data
+def _run(
+    config, entry, settings, run_dir: Path, loaded, callbacks, history: list[dict]
+) -> RunResult:
+    """Fit every member (skipping those a resumed run finished), then evaluate and write.
+
+    `loaded` is what `_load` returns: the data, and what was read of a folder dataset."""
+    ((x_train, y_train), (x_test, y_test)), about_data = loaded
     (x_fit, y_fit), validation = split_validation(x_train, y_train, settings["validation_split"])
-    classes = len(spec.classes)
+    classes = catalogue.NUM_CLASSES
     validation_data = (
         None
         if validation is None
@@ -420,20 +487,28 @@ def _run(config, settings, run_dir: Path, data, callbacks, history: list[dict]) 
     )
     atomic_write_json(run_dir / rundir.METRICS, metrics)
     write_plots(
-        run_dir, (x_train, y_train), (x_test, y_test), probabilities, metrics, writer.rows, spec
+        run_dir,
+        (x_train, y_train),
+        (x_test, y_test),
+        probabilities,
+        metrics,
+        writer.rows,
+        datasets.class_names(config.dataset),
     )
     report.write_report_of(run_dir, model, (x_test, y_test), probabilities)
-    return RunResult(run_dir, entry.name, settings["epochs"], metrics, train_seconds, writer.rows)
+    return RunResult(
+        run_dir, entry.name, settings["epochs"], metrics, train_seconds, writer.rows, about_data
+    )
 
 
-def write_plots(run_dir: Path, train_set, test_set, probabilities, metrics, history, spec):
+def write_plots(run_dir: Path, train_set, test_set, probabilities, metrics, history, classes):
     """The run's pictures: samples, curves, a grid of test predictions, the confusion matrix."""
     (x_train, y_train), (x_test, y_test) = train_set, test_set
     folder = run_dir / rundir.PLOTS
-    classes = spec.classes if spec.name != "mnist" else None
     plots.sample_grid(x_train, y_train, folder / "samples.png", classes)
     plots.training_curves(history, folder / "training_curves.png")
-    picks = np.random.default_rng(0).choice(len(x_test), PREVIEW_SAMPLES, replace=False)
+    shown = min(PREVIEW_SAMPLES, len(x_test))
+    picks = np.random.default_rng(0).choice(len(x_test), shown, replace=False)
     plots.prediction_grid(
         x_test[picks], y_test[picks], probabilities[picks], folder / "predictions.png"
     )

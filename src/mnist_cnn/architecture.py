@@ -1,0 +1,438 @@
+"""Your own network: a pasted Keras layer list, a build() in your .py file, or a saved model.
+
+Each becomes a catalogue `Entry`, so that everything below `train()` (the run directory,
+resume, the report, compare, export) treats it as it treats a catalogue network. A layer
+list is read with Python's `ast` and built from `keras.layers` classes called with literal
+arguments; it is never run as Python. A `.py` file is your own code, run on purpose.
+
+Models saved elsewhere (a notebook's `model.save("mnist.h5")`) may take (28, 28) or (784,)
+input and end in logits; `adapted` puts a Reshape in front and a Softmax behind, so that
+every command can feed them 28x28x1 digits and read probabilities.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import inspect
+import math
+import re
+from dataclasses import replace
+from pathlib import Path
+
+from . import catalogue, rundir
+from .datasets import sha256_of
+from .layer_list import LayerCall, parse, python_file
+
+INPUT_SHAPE = catalogue.INPUT_SHAPE
+ACCEPTED_INPUTS = (INPUT_SHAPE, (28, 28), (784,))
+INPUT_NAMES = ("Input", "InputLayer")
+# keras.layers classes that a layer list may not name: they wrap code (Lambda, TFSMLayer,
+# the Torch/JAX/Flax wrappers), wrap other layers (a nested call), or read files.
+REFUSED_LAYERS = frozenset(
+    {
+        "Lambda",
+        "TFSMLayer",
+        "TorchModuleWrapper",
+        "JaxLayer",
+        "FlaxLayer",
+        "Layer",
+        "Wrapper",
+        "Bidirectional",
+        "TimeDistributed",
+        "RNN",
+        "StackedRNNCells",
+        "Pipeline",
+        "TextVectorization",
+        "StringLookup",
+        "IntegerLookup",
+        "Hashing",
+    }
+)
+MAX_PARAMETERS = 50_000_000  # ~200 MB of float32 weights; the tutorials' nets have < 1M
+MAX_ACTIVATIONS = 2_000_000  # values one layer may output per digit (best's largest: 25,088)
+CUSTOM_NAME = "custom"
+FINETUNE_NAME = "finetune"
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# A network of your own trains with the keras.io example's recipe unless flags say otherwise;
+# a saved model is fine-tuned gently (a tenth of the rate) for a few epochs.
+CUSTOM_RECIPE = catalogue.get_entry("keras-example").recipe
+FINETUNE_RECIPE = replace(CUSTOM_RECIPE, epochs=5, learning_rate=1e-4)
+
+
+class ArchitectureError(ValueError):
+    """A network of the user's that cannot be built or used; the message says where and why."""
+
+
+# --- a pasted layer list -------------------------------------------------------------------
+
+
+def layer_list_entry(text: str, name: str = CUSTOM_NAME) -> catalogue.Entry:
+    """A pasted layer list as a catalogue entry; checked now by building it once, weightless."""
+    calls = parse(text)
+    input_shape, layer_calls = _input_of(calls)
+    summary = ", ".join(call.text for call in layer_calls)
+
+    def build(*front):
+        keras = _keras()
+        layers = [_make_layer(keras, call) for call in layer_calls]
+        if input_shape == INPUT_SHAPE:  # one flat stack, as the catalogue's networks are
+            stack = keras.Sequential([keras.Input(shape=INPUT_SHAPE), *front, *layers], name=name)
+            return adapted(stack, "--arch", add_softmax=False)
+        stack = keras.Sequential([keras.Input(shape=input_shape), *layers], name=name)
+        return adapted(stack, "--arch", add_softmax=False, front=front)
+
+    entry = catalogue.Entry(
+        name=name,
+        summary=summary if len(summary) <= 200 else summary[:197] + "...",
+        build=build,
+        recipe=CUSTOM_RECIPE,
+        source="your layer list (--arch)",
+        published="none (yours)",
+        validation_note=f"last {CUSTOM_RECIPE.validation_split:.0%} of train",
+        origin={"kind": "layers", "layers": text},
+    )
+    _check_buildable(entry, "--arch")
+    return entry
+
+
+def _input_of(calls: list[LayerCall]) -> tuple[tuple, list[LayerCall]]:
+    """The input shape the list asks for (Input(...) or input_shape=), and the other layers."""
+    shape, rest = INPUT_SHAPE, list(calls)
+    if rest and rest[0].name in INPUT_NAMES:
+        first = rest.pop(0)
+        given = first.kwargs.get("shape", first.args[0] if first.args else None)
+        shape = _accepted_shape(first, given)
+    if not rest:
+        raise ArchitectureError("--arch has no layers besides the input")
+    layers = []
+    for call in rest:
+        if call.name in INPUT_NAMES:
+            raise ArchitectureError(
+                f"--arch item {call.position} `{call.text}`: an input can only come first"
+            )
+        for key in ("input_shape", "input_dim"):
+            if key in call.kwargs:
+                given = call.kwargs[key]
+                shape = _accepted_shape(call, (given,) if key == "input_dim" else given)
+                call = replace(call, kwargs={k: v for k, v in call.kwargs.items() if k != key})
+        layers.append(call)
+    return shape, layers
+
+
+def _accepted_shape(call: LayerCall, given) -> tuple:
+    shape = tuple(given) if isinstance(given, (tuple, list)) else given
+    if shape not in ACCEPTED_INPUTS:
+        accepted = ", ".join(str(s) for s in ACCEPTED_INPUTS)
+        raise ArchitectureError(
+            f"--arch item {call.position} `{call.text}`: input shape {shape!r} does not fit "
+            f"28x28 grey digits; use one of {accepted}, or leave the input out"
+        )
+    return shape
+
+
+def _make_layer(keras, call: LayerCall):
+    """The layer a call names, made by its keras.layers class (Keras checks the arguments)."""
+    where = f"--arch item {call.position} `{call.text}`"
+    cls = getattr(keras.layers, call.name, None)
+    if (
+        not inspect.isclass(cls)
+        or not issubclass(cls, keras.layers.Layer)
+        or call.name in REFUSED_LAYERS
+    ):
+        hint = " (it would run code or wrap other layers)" if call.name in REFUSED_LAYERS else ""
+        raise ArchitectureError(
+            f"{where}: {call.name} is not a layer a list may use{hint}; "
+            f"name a keras.layers class such as Conv2D, MaxPooling2D, Flatten, Dense or Dropout"
+        )
+    try:
+        return cls(*call.args, **call.kwargs)
+    except Exception as exc:  # Keras raises TypeError, ValueError and others for bad arguments
+        raise ArchitectureError(f"{where}: Keras refused it ({_first_line(exc)})") from None
+
+
+# --- your Python ---------------------------------------------------------------------------
+
+
+def python_entry(spec: str, name: str = CUSTOM_NAME) -> catalogue.Entry:
+    """The keras.Model that FUNCTION (default `build`) of a .py file returns, as an entry.
+
+    This runs the file: it is your code, named on purpose. config.json keeps its sha256 and a
+    copy of its source, so that the run says exactly what trained.
+    """
+    file, function_name = python_file(spec)
+    path = Path(file).expanduser().resolve()
+    if not path.is_file():
+        raise ArchitectureError(f"--arch {path}: no such file")
+    source = path.read_text(encoding="utf-8", errors="replace")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    module_name = f"mnist_cnn_user_{digest[:16]}"
+    loader = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(loader)
+    try:
+        loader.loader.exec_module(module)
+    except Exception as exc:  # the user's code may raise anything
+        raise ArchitectureError(f"--arch {path}: running it failed ({_first_line(exc)})") from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise ArchitectureError(
+            f"--arch {path}: it has no function {function_name}(); "
+            f"define one that returns a keras.Model, or name it with {path.name}:FUNCTION"
+        )
+
+    def build(*front):
+        keras = _keras()
+        try:
+            model = function()
+        except Exception as exc:
+            raise ArchitectureError(
+                f"--arch {path}:{function_name}() failed ({_first_line(exc)})"
+            ) from None
+        if not isinstance(model, keras.Model):
+            raise ArchitectureError(
+                f"--arch {path}:{function_name}() returned {type(model).__name__}, "
+                f"not a keras.Model"
+            )
+        return adapted(model, f"--arch {path}:{function_name}()", front=front)
+
+    entry = catalogue.Entry(
+        name=name,
+        summary=f"{path.name}:{function_name}()",
+        build=build,
+        recipe=CUSTOM_RECIPE,
+        source=f"your code: {path}:{function_name}() (sha256 {digest[:12]}...)",
+        published="none (yours)",
+        validation_note=f"last {CUSTOM_RECIPE.validation_split:.0%} of train",
+        origin={
+            "kind": "python",
+            "file": str(path),
+            "function": function_name,
+            "sha256": digest,
+            "source": source,
+        },
+    )
+    _check_buildable(entry, f"--arch {path}:{function_name}()")
+    return entry
+
+
+# --- a saved model to start from -----------------------------------------------------------
+
+
+def init_entry(model: str, name: str = FINETUNE_NAME) -> catalogue.Entry:
+    """A saved model (a run directory, .keras or .h5) to fine-tune: its network and weights.
+
+    Its augmentation layers are left out (the recipe's --augment decides), and it is retyped
+    to the recipe's precision.
+    """
+    file = rundir.model_path(model).resolve()
+    digest = sha256_of(file)
+
+    def build(*front):
+        from .augmentation import without_augmentation
+
+        keras = _keras()
+        loaded = without_augmentation(rundir.load_model(file))
+        retyped = with_precision(loaded, keras.mixed_precision.global_policy().name)
+        return adapted(retyped, f"--init {file}", front=front)
+
+    entry = catalogue.Entry(
+        name=name,
+        summary=f"the network and weights of {file}",
+        build=build,
+        recipe=FINETUNE_RECIPE,
+        source=f"fine-tuned from {file} (sha256 {digest[:12]}...)",
+        published="none (yours)",
+        validation_note=f"last {FINETUNE_RECIPE.validation_split:.0%} of train",
+        origin={"kind": "init", "file": str(file), "sha256": digest},
+    )
+    _check_buildable(entry, f"--init {file}", weightless=False)
+    return entry
+
+
+# --- one entry for whatever was asked ------------------------------------------------------
+
+
+def entry_for(
+    model: str | None, arch: str | None = None, init: str | None = None, name: str | None = None
+) -> catalogue.Entry:
+    """The entry to train: a catalogue name, a layer list or .py file (--arch), or a saved
+    model (--init); exactly one of them."""
+    given = [flag for flag, value in (("NAME", model), ("--arch", arch), ("--init", init)) if value]
+    if len(given) != 1:
+        got = f"; got {' and '.join(given)}" if given else ""
+        raise ArchitectureError(
+            "give one of: a catalogue NAME (see 'mnist-cnn models'), --arch LAYERS|FILE.py, "
+            f"or --init MODEL{got}"
+        )
+    if name is not None:
+        if model:
+            raise ArchitectureError(
+                "--name names a network of your own (--arch or --init); "
+                "a catalogue run is named after its entry"
+            )
+        if not NAME_PATTERN.fullmatch(name):
+            raise ArchitectureError(
+                f"--name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)"
+            )
+    if model:
+        return catalogue.get_entry(model)
+    if init:
+        return init_entry(init, name or FINETUNE_NAME)
+    if python_file(arch) is not None:
+        return python_entry(arch, name or CUSTOM_NAME)
+    return layer_list_entry(arch, name or CUSTOM_NAME)
+
+
+def request_of(origin: dict) -> dict:
+    """The --arch or --init that made an entry, from its recorded origin (for --resume).
+
+    A .py file or saved model must still be the one that trained: same sha256.
+    """
+    kind = origin.get("kind") if isinstance(origin, dict) else None
+    if kind == "layers" and isinstance(origin.get("layers"), str):
+        return {"arch": origin["layers"]}
+    if kind in ("python", "init") and isinstance(origin.get("file"), str):
+        file = Path(origin["file"])
+        if not file.is_file() or sha256_of(file) != origin.get("sha256"):
+            raise ArchitectureError(
+                f"{file} is missing or has changed since the run started (sha256); "
+                f"put the original back, or train again"
+            )
+        if kind == "init":
+            return {"init": str(file)}
+        return {"arch": f"{file}:{origin.get('function', 'build')}"}
+    raise ArchitectureError(f"the recorded network ({kind!r}) cannot be rebuilt")
+
+
+# --- checks and adaptation -----------------------------------------------------------------
+
+
+def _check_buildable(entry: catalogue.Entry, where: str, weightless: bool = True) -> None:
+    """Build the network once (without allocating its weights, unless they come from a file)
+    and check its size and its output, before a run directory is made for it."""
+    keras = _keras()
+    with keras.StatelessScope() if weightless else contextlib.nullcontext():
+        model = entry.build()
+        parameters = model.count_params()
+    if parameters > MAX_PARAMETERS:
+        raise ArchitectureError(
+            f"{where}: {parameters:,} parameters is more than {MAX_PARAMETERS:,}; "
+            f"use fewer or smaller layers"
+        )
+    for layer in model.layers:
+        shape = tuple(layer.output.shape[1:])
+        if math.prod(d or 1 for d in shape) > MAX_ACTIVATIONS:
+            raise ArchitectureError(
+                f"{where}: layer {layer.name} outputs {shape} values per digit, more than "
+                f"{MAX_ACTIVATIONS:,}; shrink it"
+            )
+    if not _gives_probabilities(model):
+        last = model.layers[-1]
+        raise ArchitectureError(
+            f"{where}: the last layer ({type(last).__name__}) gives scores, not probabilities; "
+            f"end with activation='softmax', e.g. Dense(10, activation='softmax')"
+        )
+
+
+def adapted(model, where: str = "the model", add_softmax: bool = True, front=()):
+    """The model, made to take (N, 28, 28, 1) digits and give (N, 10) probabilities.
+
+    A (28, 28) or (784,) input gets a Reshape in front; logits (a last layer without
+    activation) get a Softmax behind, if `add_softmax`; `front` layers (augmentation) go
+    first of all. Anything else gets one clear error that starts with `where`.
+    """
+    keras = _keras()
+    input_shape = tuple(model.inputs[0].shape[1:]) if len(model.inputs) == 1 else None
+    if input_shape not in ACCEPTED_INPUTS:
+        accepted = ", ".join(str(s) for s in ACCEPTED_INPUTS)
+        shapes = [tuple(i.shape[1:]) for i in model.inputs]
+        raise ArchitectureError(
+            f"{where} takes input {shapes[0] if len(shapes) == 1 else shapes}; "
+            f"mnist-cnn feeds one 28x28 grey digit, as {accepted}"
+        )
+    output_shape = tuple(model.outputs[0].shape[1:]) if len(model.outputs) == 1 else None
+    if output_shape != (catalogue.NUM_CLASSES,):
+        raise ArchitectureError(
+            f"{where} gives output {output_shape}; it must give one score per digit, "
+            f"({catalogue.NUM_CLASSES},) - end with Flatten() and Dense(10, activation='softmax')"
+        )
+    needs_softmax = add_softmax and _gives_logits(model)
+    if input_shape == INPUT_SHAPE and not needs_softmax and not front:
+        return model
+    layers = [keras.Input(shape=INPUT_SHAPE), *front]
+    if input_shape != INPUT_SHAPE:
+        layers.append(
+            keras.layers.Reshape(input_shape, name="as_" + "x".join(map(str, input_shape)))
+        )
+    layers.append(model)
+    if needs_softmax:
+        layers.append(keras.layers.Softmax(name="probabilities", dtype="float32"))
+    return keras.Sequential(layers, name=model.name)
+
+
+def _last_activation(model) -> str | None:
+    last = model.layers[-1]
+    if type(last).__name__ == "Softmax":
+        return "softmax"
+    if isinstance(last, _keras().Model):
+        return _last_activation(last)
+    activation = last.get_config().get("activation")
+    return activation if isinstance(activation, str) else None
+
+
+def _gives_probabilities(model) -> bool:
+    return _last_activation(model) == "softmax" or type(model.layers[-1]).__name__ == "Average"
+
+
+def _gives_logits(model) -> bool:
+    """A last Dense (or convolution) without activation: the scores of a from_logits model."""
+    return _last_activation(model) == "linear"
+
+
+def describe_layers(model) -> list[dict]:
+    """Each layer of a built network: its class, output shape, parameters and settings."""
+    return [
+        {
+            "layer": type(layer).__name__,
+            "output_shape": list(layer.output.shape[1:]),
+            "parameters": int(layer.count_params()),
+            "config": {
+                key: value
+                for key, value in layer.get_config().items()
+                if key not in ("name", "trainable", "dtype")
+            },
+        }
+        for layer in model.layers
+    ]
+
+
+def with_precision(model, policy: str):
+    """The same network and weights with every layer computing under `policy` (a dtype
+    policy name such as "float32" or "mixed_bfloat16")."""
+    if all(layer.dtype_policy.name == policy for layer in model._flatten_layers()):
+        return model
+
+    def retyped(config):
+        if isinstance(config, dict):
+            if config.get("class_name") in ("DTypePolicy", "FloatDTypePolicy"):
+                return {**config, "config": {**config["config"], "name": policy}}
+            return {key: retyped(value) for key, value in config.items()}
+        if isinstance(config, list):
+            return [retyped(value) for value in config]
+        return config
+
+    copy = model.__class__.from_config(retyped(model.get_config()))
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _keras():
+    from .backend import import_keras
+
+    return import_keras()

@@ -1,0 +1,187 @@
+"""The settings a run trains with: a recipe, and the user's changes to it, checked.
+
+Every field of a recipe can be changed from the command (`--optimizer adamw`,
+`--augment rotation=15`, ...), for catalogue entries and your own networks alike. A bad
+value, from the command or from a damaged config.json, gets one line that names the flag
+and what it accepts. A leaf module (no Keras, nothing else of the package), so that the
+command can offer and check every setting before the backend loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Each training digit turned, scaled and moved at random, in one resampling: up to
+    `rotation` degrees either way, a scale of 1 +- `zoom` and a shift of +-`shift` of its size."""
+
+    rotation: float = 10.0
+    zoom: float = 0.1
+    shift: float = 0.1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How an entry is trained: the settings its source published (or ours, for our entries)."""
+
+    epochs: int
+    batch_size: int
+    validation_split: float
+    loss: str  # "sparse" (integer labels) or "categorical" (one-hot labels)
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3  # the peak rate, under a schedule
+    schedule: str = "constant"  # or "one-cycle": linear warm-up, then cosine decay to zero
+    warmup: float = 0.0  # fraction of all steps spent warming up, for "one-cycle"
+    steps_per_execution: int = 1  # batches per compiled call; more hides per-step overhead
+    label_smoothing: float = 0.0  # with the "categorical" loss
+    precision: str = "float32"  # a Keras dtype policy, e.g. "mixed_bfloat16"
+    select_best: bool = False  # keep the epoch with the lowest validation loss
+    augmentation: Augmentation | None = None  # training only; None: the digits as they are
+
+
+# --optimizer NAME -> its class in keras.optimizers (with Keras's defaults besides the rate)
+OPTIMIZERS = {
+    "adam": "Adam",
+    "adamw": "AdamW",
+    "sgd": "SGD",
+    "rmsprop": "RMSprop",
+    "nadam": "Nadam",
+    "adamax": "Adamax",
+    "adagrad": "Adagrad",
+    "adadelta": "Adadelta",
+}
+SCHEDULES = ("constant", "one-cycle")
+LOSSES = ("sparse", "categorical")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+RECIPE_FIELDS = tuple(f.name for f in fields(Recipe))
+AUGMENT_ON, AUGMENT_OFF = "on", "off"
+MAX_ROTATION = 180.0
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be trained with; the message names its flag."""
+
+
+def flag(field: str) -> str:
+    """The command-line flag of a recipe field."""
+    return "--augment" if field == "augmentation" else "--" + field.replace("_", "-")
+
+
+def parse_augmentation(text: str) -> dict | None:
+    """`on` (Deotte's strengths), `off`, or named strengths: `rotation=15,zoom=0.1,shift=0.1`.
+
+    Strengths left unnamed are 0, so what is written is what trains.
+    """
+    text = text.strip()
+    if text == AUGMENT_ON:
+        return asdict(Augmentation())
+    if text == AUGMENT_OFF:
+        return None
+    strengths = dict.fromkeys(asdict(Augmentation()), 0.0)
+    for item in text.split(","):
+        key, equals, value = item.partition("=")
+        key = key.strip()
+        if not equals or key not in strengths:
+            raise SettingsError(
+                f"--augment {text!r}: write 'on', 'off' or strengths such as "
+                f"'rotation=10,zoom=0.1,shift=0.1' (keys: {', '.join(strengths)})"
+            )
+        try:
+            strengths[key] = float(value)
+        except ValueError:
+            raise SettingsError(f"--augment: {key}={value.strip()!r} is not a number") from None
+    return _checked_augmentation(strengths)
+
+
+def _checked_augmentation(value) -> dict | None:
+    if value is None:
+        return None
+    known = asdict(Augmentation())
+    if not isinstance(value, dict) or set(value) - set(known):
+        raise SettingsError(f"--augment must be on, off or strengths of {', '.join(known)}")
+    strengths = {**dict.fromkeys(known, 0.0), **value}
+    for key, number in strengths.items():
+        if key == "rotation":
+            ok, bound = _is_number(number) and 0 <= number <= MAX_ROTATION, "0 to 180 degrees"
+        else:
+            ok, bound = _is_number(number) and 0 <= number < 1, "at least 0 and below 1"
+        if not ok:
+            raise SettingsError(f"--augment: {key} must be {bound}, got {number!r}")
+        strengths[key] = float(number)
+    return strengths if any(strengths.values()) else None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def is_whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _choice(field: str, value, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise SettingsError(f"{flag(field)} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def _at_least_one(field: str, value) -> int:
+    if not is_whole(value) or value < 1:
+        raise SettingsError(f"{flag(field)} must be a whole number of at least 1, got {value!r}")
+    return value
+
+
+def _fraction(field: str, value) -> float:
+    if not _is_number(value) or not 0.0 <= value < 1.0:
+        raise SettingsError(f"{flag(field)} must be in [0, 1), got {value!r}")
+    return value
+
+
+def _rate(field: str, value) -> float:
+    if not _is_number(value) or not 0.0 < value <= 10.0:
+        raise SettingsError(f"{flag(field)} must be a number above 0 (at most 10), got {value!r}")
+    return value
+
+
+def _switch(field: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise SettingsError(f"{flag(field)} is on or off (true or false), got {value!r}")
+    return value
+
+
+CHECKS = {
+    "epochs": _at_least_one,
+    "batch_size": _at_least_one,
+    "validation_split": _fraction,
+    "loss": lambda field, value: _choice(field, value, LOSSES),
+    "optimizer": lambda field, value: _choice(field, value, tuple(OPTIMIZERS)),
+    "learning_rate": _rate,
+    "schedule": lambda field, value: _choice(field, value, SCHEDULES),
+    "warmup": _fraction,
+    "steps_per_execution": _at_least_one,
+    "label_smoothing": _fraction,
+    "precision": lambda field, value: _choice(field, value, PRECISIONS),
+    "select_best": _switch,
+    "augmentation": lambda field, value: _checked_augmentation(
+        parse_augmentation(value) if isinstance(value, str) else value
+    ),
+}
+assert set(CHECKS) == set(RECIPE_FIELDS), "every recipe field has its check"
+
+
+def resolve(recipe: Recipe, changes: dict) -> dict:
+    """The recipe as a plain dict, with `changes` (field -> value; None: keep) applied and
+    every field checked. Augmentation may be given as text (`on`, `rotation=15`, ...)."""
+    settings = asdict(recipe)
+    unknown = set(changes) - set(RECIPE_FIELDS)
+    if unknown:
+        raise SettingsError(f"no recipe setting called {', '.join(sorted(unknown))}")
+    settings.update({key: value for key, value in changes.items() if value is not None})
+    settings = {field: CHECKS[field](field, settings[field]) for field in RECIPE_FIELDS}
+    if settings["loss"] == "sparse" and settings["label_smoothing"]:
+        raise SettingsError(
+            "--label-smoothing needs --loss categorical (Keras's sparse loss has none)"
+        )
+    return settings
