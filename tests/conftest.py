@@ -28,6 +28,15 @@ def run_cli(*args: str, env: dict | None = None, cwd=None, timeout: int = 600):
     )
 
 
+def assert_one_line_error(result, *needles: str, code: int = 2) -> None:
+    assert result.returncode == code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
 def last_json(stdout: str) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 

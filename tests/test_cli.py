@@ -7,20 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import last_json, run_cli
+from conftest import assert_one_line_error, last_json, run_cli
 
 from mnist_cnn import datasets
 
 OFFLINE = {datasets.OFFLINE_ENV: "1"}
-
-
-def assert_one_line_error(result, *needles: str, code: int = 2) -> None:
-    assert result.returncode == code, (result.returncode, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.mark.parametrize(

@@ -93,8 +93,41 @@ def layer_list_entry(text: str, name: str = CUSTOM_NAME) -> catalogue.Entry:
         validation_note=f"last {CUSTOM_RECIPE.validation_split:.0%} of train",
         origin={"kind": "layers", "layers": text},
     )
+    _check_layer_by_layer(input_shape, layer_calls)
     _check_buildable(entry, "--arch")
     return entry
+
+
+def _check_layer_by_layer(input_shape: tuple, calls: list[LayerCall]) -> None:
+    """Call each layer on the output of the one before, without allocating weights, so that
+    the first layer that does not fit, or is too large for 28x28 digits, is named."""
+    keras = _keras()
+    parameters = 0
+    with keras.StatelessScope():
+        x = keras.Input(shape=input_shape)
+        for call in calls:
+            where = f"--arch item {call.position} `{call.text}`"
+            layer = _make_layer(keras, call)
+            try:
+                x = layer(x)
+            except Exception as exc:  # Keras raises ValueError and others for a misfit
+                raise ArchitectureError(
+                    f"{where} does not fit what comes before it ({_first_line(exc)})"
+                ) from None
+            if not isinstance(x, keras.KerasTensor):
+                raise ArchitectureError(f"{where} gives more than one output")
+            values = math.prod(d or 1 for d in x.shape[1:])
+            if values > MAX_ACTIVATIONS:
+                raise ArchitectureError(
+                    f"{where} outputs {tuple(x.shape[1:])}, {values:,} values per digit, more "
+                    f"than {MAX_ACTIVATIONS:,}; make it smaller"
+                )
+            parameters += layer.count_params()
+            if parameters > MAX_PARAMETERS:
+                raise ArchitectureError(
+                    f"{where} brings the network to {parameters:,} parameters, more than "
+                    f"{MAX_PARAMETERS:,}; use fewer or smaller layers"
+                )
 
 
 def _input_of(calls: list[LayerCall]) -> tuple[tuple, list[LayerCall]]:

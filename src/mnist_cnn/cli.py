@@ -139,7 +139,7 @@ def cmd_data_show(args) -> None:
 
 
 def cmd_models(args) -> None:
-    if args.name or args.arch:
+    if args.name or args.arch is not None:
         _show_network(args)
         return
     _keras()
@@ -170,7 +170,7 @@ def _show_network(args) -> None:
     """One network layer by layer, a catalogue entry's or a pasted list's, without training."""
     from . import layer_list
 
-    if args.arch and layer_list.python_file(args.arch) is None:
+    if args.arch is not None and layer_list.python_file(args.arch) is None:
         layer_list.parse(args.arch)  # a bad list is answered before Keras loads
     _keras()
     from . import architecture
@@ -217,12 +217,12 @@ def cmd_train(args) -> None:
             "--resume continues a run with its own settings; give no model or "
             f"{', '.join(given) or 'settings'} with it"
         )
-    if not args.resume and not (args.model or args.arch or args.init):
+    if not args.resume and not args.model and args.arch is None and not args.init:
         raise UsageError(
             "give a model name (see 'mnist-cnn models'), --arch LAYERS|FILE.py, "
             "--init MODEL, or --resume RUN_DIR"
         )
-    if args.arch and layer_list.python_file(args.arch) is None:
+    if args.arch is not None and layer_list.python_file(args.arch) is None:
         layer_list.parse(args.arch)  # a bad list is answered before Keras loads
     _keras()
     from .training import TrainConfig, TrainingInterrupted, resume, train

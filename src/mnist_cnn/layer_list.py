@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 MAX_TEXT = 20_000  # characters
 MAX_LAYERS = 200
-LAYER_PREFIXES = ("tf.keras.layers.", "keras.layers.", "layers.")  # as tutorials write them
+# as tutorials write them: layers.Dense, keras.layers.Dense, tf.keras.layers.Dense, keras.Input
+LAYER_PREFIXES = ("tf.keras.layers.", "keras.layers.", "tf.keras.", "keras.", "layers.")
 
 
 PYTHON_FILE = re.compile(r"(?P<file>.+\.py)(?::(?P<function>[A-Za-z_]\w*))?")
