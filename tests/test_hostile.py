@@ -32,6 +32,7 @@ CRAFT = textwrap.dedent(
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), payload,
                               keras.layers.Dense(10, activation="softmax")])
     model.save(f"{folder}/lambda.keras")
+    model.save(f"{folder}/lambda.h5")  # Keras 2's format, as notebooks save it
     # A Dense layer whose activation names os.system, smuggled into config.json.
     plain = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
                               keras.layers.Dense(10)])
@@ -62,15 +63,17 @@ def hostile(tmp_path_factory) -> tuple[Path, Path]:
     return folder, marker
 
 
-@pytest.mark.parametrize("command", ["predict", "evaluate", "export", "serve"])
-def test_a_lambda_model_is_refused_and_runs_nothing(hostile, command):
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+@pytest.mark.parametrize("command", ["predict", "evaluate", "export", "serve", "train"])
+def test_a_lambda_model_is_refused_and_runs_nothing(hostile, command, suffix, tmp_path):
     folder, marker = hostile
-    model = str(folder / "lambda.keras")
+    model = str(folder / f"lambda{suffix}")
     args = {
         "predict": [model, IMAGE],
         "evaluate": [model],
         "export": [model, "--format", "onnx"],
         "serve": [model, "--port", "0"],
+        "train": ["--init", model, "--out", str(tmp_path)],
     }[command]
     result = run_cli(command, *args, timeout=120)
     assert result.returncode == 2, result.stderr
