@@ -41,11 +41,13 @@ def photograph(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
 
 
 def in_a_hand(
-    digit: np.ndarray, rng: np.random.Generator, slant=0.5, narrow=0.75, pen=9
+    digit: np.ndarray, rng: np.random.Generator, slant=0.5, narrow=0.75, scale: int = 8
 ) -> Image.Image:
     """An MNIST digit as one person writes every digit: leaning right by `slant` (a shear),
-    `narrow` of its width, with a pen `pen` pixels wide at 8x, in dark ink on light paper."""
-    side = 28 * 8
+    `narrow` of its width, with a felt pen about a third of the digit's stroke wider, in dark
+    ink on light paper, `scale` times MNIST's size."""
+    side = 28 * scale
+    pen = scale + 1 if scale % 2 == 0 else scale  # odd, as MaxFilter needs: 9 pixels at 8x
     ink = Image.fromarray(digit).resize((side, side), Image.BICUBIC)
     ink = ink.resize((int(side * narrow), side), Image.BICUBIC)
     width, height = ink.size
@@ -54,7 +56,7 @@ def in_a_hand(
         (width + lean, height), Image.AFFINE, (1, slant, -lean, 0, 1, 0), Image.BICUBIC
     )
     ink = np.asarray(ink.filter(ImageFilter.MaxFilter(pen)), dtype=np.float64) / 255.0
-    margin = 40
+    margin = 5 * scale
     paper = rng.uniform(200, 240) + rng.normal(
         0, 3, (height + 2 * margin, width + lean + 2 * margin)
     )
