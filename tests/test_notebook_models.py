@@ -175,3 +175,26 @@ def test_a_model_that_does_not_fit_is_one_line(tmp_path):
     five = run_cli("predict", str(tmp_path / "five.keras"), "--index", "0")
     assert five.returncode == 2 and len(five.stderr.strip().splitlines()) == 1
     assert "(5,)" in five.stderr and "(10,)" in five.stderr
+
+
+@pytest.mark.parametrize("name", ["mnist.h5", "flat.h5"])
+def test_report_and_compare_take_it(notebook, trained_run, name, tmp_path):
+    import re
+
+    folder, accuracy = notebook
+    expected = accuracy[Path(name).stem]
+    result = run_cli("report", str(folder / name), "--out", str(tmp_path / "report.html"))
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "report.html").read_text()
+    shown = float(re.search(r'id="test-accuracy" data-value="([0-9.]+)"', page)[1])
+    assert shown == pytest.approx(expected, abs=2e-4)
+    assert "trained elsewhere" in page and "Confusion matrix" in page
+
+    result = run_cli(
+        "compare", str(folder / name), trained_run["run_dir"], "--out", str(tmp_path / "c.html"),
+        "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = {row["run"]: row for row in last_json(result.stdout)["runs"]}
+    assert rows[name]["test_accuracy"] == pytest.approx(expected, abs=2e-4)
+    assert rows[name]["parameters"] > 0 and rows[name]["train_seconds"] is None

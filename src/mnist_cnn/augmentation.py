@@ -102,16 +102,22 @@ def is_augmentation(layer) -> bool:
 def without_augmentation(network: keras.Model) -> keras.Model:
     """The network without its augmentation layers: the same layers and weights otherwise.
 
-    Only a plain stack can lose layers this way; augmentation inside a nested or branching
-    model is left where it is (identity at inference all the same).
+    Only a chain of layers (a Sequential, or a functional model in which every layer takes
+    one tensor) can lose layers this way; augmentation inside a branching model is left
+    where it is (identity at inference all the same).
     """
     layers = [layer for layer in network.layers if not isinstance(layer, keras.layers.InputLayer)]
-    if not any(is_augmentation(layer) for layer in layers):
-        return network
-    if not isinstance(network, keras.Sequential):
+    if not any(is_augmentation(layer) for layer in layers) or not _is_chain(network, layers):
         return network
     return keras.Sequential(
         [keras.Input(shape=network.inputs[0].shape[1:])]
         + [layer for layer in layers if not is_augmentation(layer)],
         name=network.name,
     )
+
+
+def _is_chain(network: keras.Model, layers: list) -> bool:
+    if isinstance(network, keras.Sequential):
+        return True
+    one_each = all(not isinstance(layer.input, (list, tuple, dict)) for layer in layers)
+    return len(network.inputs) == 1 and len(network.outputs) == 1 and one_each

@@ -446,7 +446,7 @@ def cmd_report(args) -> None:
     _keras()
     from .report import write_report
 
-    path = write_report(args.run, args.data_dir)
+    path = write_report(args.run, args.data_dir, args.out)
     if args.json:
         _print_json({"report": str(path)})
     else:
@@ -784,7 +784,10 @@ def build_parser() -> argparse.ArgumentParser:
         f"{PROG} report runs/fast-20261121-101500",
         cmd_report,
     )
-    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("run", metavar="RUN_DIR|MODEL")
+    p.add_argument(
+        "--out", help="the page (default: RUN_DIR/report.html, or MODEL.report.html beside it)"
+    )
     p.add_argument("--data-dir", metavar="DIR", help="data folder (default: as for train)")
 
     p = _command(
@@ -794,7 +797,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"{PROG} compare runs/fast-20261121-101500 runs/keras-example-20261121-102000",
         cmd_compare,
     )
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR|MODEL")
     p.add_argument("--out", default="compare.html", help="the page (default: compare.html)")
     p.add_argument("--data-dir", metavar="DIR", help="data folder (default: as for train)")
 

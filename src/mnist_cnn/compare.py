@@ -1,5 +1,6 @@
-"""Compare runs: accuracy, loss, size and time side by side, curves overlaid, and the test
-digits on which they disagree (a table for the terminal and one self-contained HTML page).
+"""Compare runs (and model files trained elsewhere): accuracy, loss, size and time side by
+side, curves overlaid, and the test digits on which they disagree (a table for the terminal
+and one self-contained HTML page).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets, plots, rundir
+from . import datasets, evaluation, plots, rundir
 from .atomic import atomic_write_text
 from .inference import Classifier
 from .report import STYLE, embedded_png
@@ -38,33 +39,36 @@ class Comparison:
 
 
 def compare_runs(
-    run_dirs: list[str | os.PathLike], out: str | os.PathLike, data_dir: str | None = None
+    items: list[str | os.PathLike], out: str | os.PathLike, data_dir: str | None = None
 ) -> Comparison:
-    """Read each run's test answers again, compare them, and write the page to `out`."""
-    runs = []
-    for item in run_dirs:
-        run = rundir.run_dir_of(item)
-        if run is None:
-            raise rundir.RunError(f"{item} is not a run directory (it has no {rundir.CONFIG})")
-        runs.append(run)
-    names = [run.name for run in runs]
+    """Read each run's (or model file's) test answers again, compare them, and write the page
+    to `out`. A model trained elsewhere (a .keras or .h5 file) is scored now, and has no
+    curves."""
+    paths = [rundir.run_dir_of(item) or rundir.model_path(item) for item in items]
+    names = [path.name for path in paths]
     if len(set(names)) != len(names):
         raise rundir.RunError("the same run is named twice; give different run directories")
-    used = {rundir.dataset_of(run) for run in runs}
+    used = {rundir.dataset_of(path) for path in paths}
     if len(used) > 1:
         raise rundir.RunError(f"the runs use different datasets ({', '.join(sorted(used))})")
     _, (x_test, y_test) = datasets.load_dataset(used.pop(), data_dir)
 
     rows, answers, histories = [], [], {}
-    for run in runs:
-        config = rundir.read_json(run / rundir.CONFIG)
-        metrics = rundir.read_json(run / rundir.METRICS)
-        histories[run.name] = rundir.read_history(run / rundir.HISTORY)
-        predicted = Classifier(run).probabilities(x_test).argmax(axis=1)
-        answers.append(predicted)
+    for path in paths:
+        classifier = Classifier(path)
+        probabilities = classifier.probabilities(x_test)
+        answers.append(probabilities.argmax(axis=1))
+        if path.is_dir():
+            config = rundir.read_json(path / rundir.CONFIG)
+            metrics = rundir.read_json(path / rundir.METRICS)
+            histories[path.name] = rundir.read_history(path / rundir.HISTORY)
+        else:
+            config = {"model": path.stem}
+            metrics = evaluation.evaluate(probabilities, y_test)
+            metrics["parameters"] = int(classifier.model.count_params())
         rows.append(
             {
-                "run": run.name,
+                "run": path.name,
                 "model": config.get("model"),
                 "test_accuracy": metrics["test_accuracy"],
                 "test_loss": metrics["test_loss"],

@@ -1,4 +1,5 @@
-"""One self-contained HTML report per run: what was trained, how it learned, where it errs.
+"""One self-contained HTML report per run (or model file): what was trained, how it learned,
+where it errs.
 
 Everything is in one file (images embedded as PNG data URIs), so it can be mailed or
 archived with the run. The test digits are read again through `Classifier`, so the numbers
@@ -16,7 +17,7 @@ import numpy as np
 
 from . import datasets, evaluation, plots, rundir
 from .atomic import atomic_write_text
-from .backend import import_keras
+from .backend import import_keras, versions
 from .ensemble import members_of
 from .inference import Classifier
 
@@ -57,29 +58,51 @@ table.kv td { text-align: left; }
 """
 
 
-def write_report(run_dir: str | os.PathLike, data_dir: str | None = None) -> Path:
-    """Write `RUN_DIR/report.html` from the run's files, and return its path."""
-    run = rundir.run_dir_of(run_dir)
-    if run is None:
-        raise rundir.RunError(f"{run_dir} is not a run directory (it has no {rundir.CONFIG})")
-    classifier = Classifier(run)
-    _, (x_test, y_test) = datasets.load_dataset(rundir.dataset_of(run), data_dir)
-    return write_report_of(
-        run, classifier.model, (x_test, y_test), classifier.probabilities(x_test)
-    )
+def write_report(
+    model: str | os.PathLike, data_dir: str | None = None, out: str | os.PathLike | None = None
+) -> Path:
+    """Write the report of a run (RUN_DIR/report.html) or of a model file of yours (trained
+    elsewhere: MODEL.report.html beside it, scored now on the test set), and return its path."""
+    run = rundir.run_dir_of(model)
+    classifier = Classifier(run or rundir.model_path(model))
+    _, (x_test, y_test) = datasets.load_dataset(rundir.dataset_of(classifier.path), data_dir)
+    probabilities = classifier.probabilities(x_test)
+    if run is not None:
+        return write_report_of(run, classifier.model, (x_test, y_test), probabilities, out)
+    metrics = evaluation.evaluate(probabilities, y_test)
+    metrics["parameters"] = int(classifier.model.count_params())
+    config = {
+        "model": classifier.path.stem,
+        "entry": {"summary": "a model trained elsewhere", "source": str(classifier.path)},
+        "settings": {"dataset": rundir.dataset_of(classifier.path)},
+        "versions": versions(),
+    }
+    target = Path(out) if out else classifier.path.with_name(f"{classifier.path.stem}.{REPORT}")
+    figures = _figures(config, metrics, [], classifier.model, (x_test, y_test), probabilities)
+    atomic_write_text(target, _render(classifier.path.name, config, metrics, figures))
+    return target
 
 
-def write_report_of(run: Path, model, test_set, probabilities: np.ndarray) -> Path:
+def write_report_of(
+    run: Path, model, test_set, probabilities: np.ndarray, out: str | os.PathLike | None = None
+) -> Path:
     """Write the report of a run whose model and calibrated test probabilities are at hand
     (as `train` has them at its end), and return its path."""
     config = rundir.read_json(run / rundir.CONFIG)
     metrics = rundir.read_json(run / rundir.METRICS)
     history = rundir.read_history(run / rundir.HISTORY)
+    figures = _figures(config, metrics, history, model, test_set, probabilities)
+    path = Path(out) if out else run / REPORT
+    atomic_write_text(path, _render(run.name, config, metrics, figures))
+    return path
+
+
+def _figures(config, metrics, history, model, test_set, probabilities) -> dict:
+    """Every picture of the report, with what it needs to say beside it."""
     x_test, y_test = test_set
     predicted = probabilities.argmax(axis=1)
-
     figures = {
-        "curves": plots.training_curves(history),
+        "curves": plots.training_curves(history) if history else None,
         "confusion": plots.confusion_heatmap(metrics["confusion_matrix"]),
         "samples": _sample_predictions(x_test, y_test, probabilities),
         "calibration": plots.reliability_diagram(
@@ -97,11 +120,7 @@ def write_report_of(run: Path, model, test_set, probabilities: np.ndarray) -> Pa
         x_test[worst], y_test[worst], probabilities[worst]
     )
     figures.update(_inside_the_network(model, x_test[0]))
-
-    page = _render(run, config, metrics, figures, pairs, len(wrong))
-    path = run / REPORT
-    atomic_write_text(path, page)
-    return path
+    return figures
 
 
 def _sample_predictions(x_test, y_test, probabilities) -> bytes:
@@ -142,7 +161,9 @@ def embedded_png(png: bytes, alt: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
-def _render(run: Path, config, metrics, figures, pairs, errors: int) -> str:
+def _render(title: str, config, metrics, figures) -> str:
+    pairs = evaluation.most_confused_pairs(metrics["confusion_matrix"], PAIRS)
+    errors = metrics["errors"]
     settings = config.get("settings", {})
     versions = config.get("versions", {})
     entry = config.get("entry", {})
@@ -206,7 +227,9 @@ def _render(run: Path, config, metrics, figures, pairs, errors: int) -> str:
         "summary": table(summary_rows, attributes=' class="kv"')
         + "<h3>Every setting</h3>"
         + table(settings_rows, attributes=' class="kv"'),
-        "curves": embedded_png(figures["curves"], "accuracy and loss per epoch"),
+        "curves": embedded_png(figures["curves"], "accuracy and loss per epoch")
+        if figures["curves"]
+        else "<p>No training history: this model was trained elsewhere.</p>",
         "metrics": (
             f'<p><span class="big" id="test-accuracy" data-value="{accuracy!r}">'
             f"{accuracy:.2%}</span> test accuracy · {metrics['errors']} wrong of "
@@ -248,8 +271,8 @@ def _render(run: Path, config, metrics, figures, pairs, errors: int) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{e(run.name)}: mnist-cnn report</title><style>{STYLE}</style></head>
-<body><h1>{e(run.name)}</h1>
+<title>{e(title)}: mnist-cnn report</title><style>{STYLE}</style></head>
+<body><h1>{e(title)}</h1>
 <p class="muted">mnist-cnn report · {accuracy:.2%} test accuracy</p>
 <nav>{nav}</nav>
 {sections}
