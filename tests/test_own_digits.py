@@ -57,7 +57,7 @@ def test_evaluate_scores_a_folder_as_predict_reads_it(fast_run, photo_folder):
         assert f"skipped {file}:" in text.stderr
     assert "skipped: 3 file(s)" in text.stdout
     for file in wrong:
-        assert f"  {file}: a " in text.stdout
+        assert f"  {file}: a" in text.stdout
 
 
 def test_a_folder_is_split_the_same_way_every_time(photo_folder):

@@ -104,7 +104,7 @@ def test_models_shows_a_catalogue_network_layer_by_layer():
     result = run_cli("models", "keras-example")
     assert result.returncode == 0, result.stderr
     assert "Conv2D" in result.stdout and "(26, 26, 32)" in result.stdout
-    assert "34,826" in result.stdout and "epochs 15" in result.stdout
+    assert "34,826" in result.stdout and "--epochs 15 --batch-size 128" in result.stdout
 
 
 def history_rows(run: Path) -> list[str]:

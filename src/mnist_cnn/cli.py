@@ -88,7 +88,7 @@ def cmd_data_info(args) -> None:
     if args.json:
         _print_json(info)
         return
-    print(f"{args.dataset} in {info['folder']}")
+    print(args.dataset if folder is not None else f"{args.dataset} in {info['folder']}")
     print(
         f"images: {'x'.join(map(str, info['image_shape']))} {info['dtype']}, "
         f"train {info['train']['count']}, test {info['test']['count']}"
@@ -174,6 +174,7 @@ def _show_network(args) -> None:
         layer_list.parse(args.arch)  # a bad list is answered before Keras loads
     _keras()
     from . import architecture
+    from .settings import as_flags
 
     entry = architecture.entry_for(args.name, args.arch)
     model = entry.build()
@@ -191,14 +192,12 @@ def _show_network(args) -> None:
         shape = "(" + ", ".join(map(str, row["output_shape"])) + ")"
         print(f"{row['layer']:<22} {shape:<18} {row['parameters']:>10,}")
     print(f"{'total':<41} {shown['parameters']:>10,}")
-    recipe = ", ".join(f"{key} {value}" for key, value in shown["recipe"].items())
-    print(f"recipe: {recipe}")
-    print("(every recipe setting can be changed with a train flag: see 'mnist-cnn train --help')")
+    print(f"trains with (change any of these flags): {as_flags(shown['recipe'])}")
 
 
 def cmd_train(args) -> None:
     from . import layer_list
-    from .settings import RECIPE_FIELDS, flag
+    from .settings import RECIPE_FIELDS, SettingsError, check_changes, flag
 
     recipe = {field: getattr(args, field) for field in RECIPE_FIELDS}
     run_flags = {
@@ -222,8 +221,13 @@ def cmd_train(args) -> None:
             "give a model name (see 'mnist-cnn models'), --arch LAYERS|FILE.py, "
             "--init MODEL, or --resume RUN_DIR"
         )
+    # What can be checked without Keras is answered at once: a bad value, a bad layer list.
+    try:
+        check_changes(recipe)
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
     if args.arch is not None and layer_list.python_file(args.arch) is None:
-        layer_list.parse(args.arch)  # a bad list is answered before Keras loads
+        layer_list.parse(args.arch)
     _keras()
     from .training import TrainConfig, TrainingInterrupted, resume, train
 
@@ -307,8 +311,9 @@ def cmd_evaluate(args) -> None:
     if wrong:
         print(f"\nread wrong ({len(wrong)}):")
         for row in wrong:
+            article = "an" if row["label"] == 8 else "a"
             print(
-                f"  {row['file']}: a {row['label']} read as {row['predicted']} "
+                f"  {row['file']}: {article} {row['label']} read as {row['predicted']} "
                 f"(p={row['confidence']:.3f})"
             )
 

@@ -98,10 +98,10 @@ def format_table(comparison: Comparison) -> str:
         f"{'run':<36} {'model':<22} {'test acc':>8} {'loss':>7} {'params':>9} {'fit s':>7}",
     ]
     for row in comparison.rows:
+        seconds = "—" if row["train_seconds"] is None else f"{row['train_seconds']:.1f}"
         lines.append(
             f"{row['run']:<36} {row['model'] or '?':<22} {row['test_accuracy']:>8.2%} "
-            f"{row['test_loss']:>7.4f} {row['parameters'] or 0:>9,} "
-            f"{row['train_seconds'] or 0:>7.1f}"
+            f"{row['test_loss']:>7.4f} {row['parameters'] or 0:>9,} {seconds:>7}"
         )
     lines.append(f"test digits on which they disagree: {comparison.disagreements}")
     return "\n".join(lines)
@@ -122,7 +122,7 @@ def _page(comparison: Comparison, histories: dict, x_test: np.ndarray) -> str:
                 f"{row['test_accuracy']:.2%}",
                 f"{row['test_loss']:.4f}",
                 f"{row['parameters'] or 0:,}",
-                f"{row['train_seconds'] or 0:.1f}",
+                "—" if row["train_seconds"] is None else f"{row['train_seconds']:.1f}",
             )
         )
         + "</tr>"

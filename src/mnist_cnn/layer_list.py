@@ -87,7 +87,10 @@ def _layer_call(source: str, position: int, node: ast.AST) -> LayerCall:
         raise LayerListError(f"{where} is not a layer call such as Dense(10)")
     name = _dotted(node.func)
     if name is None:
-        raise LayerListError(f"{where}: {_what(node.func)} is not a layer name")
+        raise LayerListError(
+            f"{where}: `{_quoted(source, node.func)}` is not a layer name; "
+            f"name a keras.layers class such as Conv2D"
+        )
     bare = next((name[len(p) :] for p in LAYER_PREFIXES if name.startswith(p)), name)
     if "." in bare or bare.startswith("_"):
         raise LayerListError(

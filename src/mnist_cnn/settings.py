@@ -171,6 +171,31 @@ CHECKS = {
 assert set(CHECKS) == set(RECIPE_FIELDS), "every recipe field has its check"
 
 
+def as_flags(settings: dict) -> str:
+    """A recipe as the train flags that would set it, e.g. "--epochs 15 --batch-size 128 ..."."""
+    words = []
+    for field in RECIPE_FIELDS:
+        value = settings[field]
+        if field == "select_best":
+            words.append("--select-best" if value else "--no-select-best")
+        elif field == "augmentation":
+            strengths = ",".join(f"{k}={v:g}" for k, v in (value or {}).items())
+            words.append(f"--augment {strengths or AUGMENT_OFF}")
+        else:
+            words.append(
+                f"{flag(field)} {value:g}" if isinstance(value, float) else f"{flag(field)} {value}"
+            )
+    return " ".join(words)
+
+
+def check_changes(changes: dict) -> None:
+    """Check each given value on its own (None: not given), before any recipe is at hand:
+    what the command can say at once, before the backend loads."""
+    for field, value in changes.items():
+        if value is not None:
+            CHECKS[field](field, value)
+
+
 def resolve(recipe: Recipe, changes: dict) -> dict:
     """The recipe as a plain dict, with `changes` (field -> value; None: keep) applied and
     every field checked. Augmentation may be given as text (`on`, `rotation=15`, ...)."""
