@@ -85,15 +85,13 @@ def layer_list_entry(text: str, name: str = CUSTOM_NAME) -> catalogue.Entry:
         stack = keras.Sequential([keras.Input(shape=input_shape), *layers], name=name)
         return adapted(stack, "--arch", add_softmax=False, front=front)
 
-    entry = catalogue.Entry(
-        name=name,
-        summary=summary if len(summary) <= 200 else summary[:197] + "...",
-        build=build,
-        recipe=CUSTOM_RECIPE,
-        source="your layer list (--arch)",
-        published="none (yours)",
-        validation_note=f"last {CUSTOM_RECIPE.validation_split:.0%} of train",
-        origin={"kind": "layers", "layers": text},
+    entry = _yours(
+        name,
+        summary if len(summary) <= 200 else summary[:197] + "...",
+        build,
+        CUSTOM_RECIPE,
+        "your layer list (--arch)",
+        {"kind": "layers", "layers": text},
     )
     _check_layer_by_layer(input_shape, layer_calls)
     _check_buildable(entry, "--arch")
@@ -231,21 +229,17 @@ def python_entry(spec: str, name: str = CUSTOM_NAME) -> catalogue.Entry:
             )
         return adapted(model, f"--arch {path}:{function_name}()", front=front)
 
-    entry = catalogue.Entry(
-        name=name,
-        summary=f"{path.name}:{function_name}()",
-        build=build,
-        recipe=CUSTOM_RECIPE,
-        source=f"your code: {path}:{function_name}() (sha256 {digest[:12]}...)",
-        published="none (yours)",
-        validation_note=f"last {CUSTOM_RECIPE.validation_split:.0%} of train",
-        origin={
-            "kind": "python",
-            "file": str(path),
-            "function": function_name,
-            "sha256": digest,
-            "source": source,
-        },
+    origin = {
+        "kind": "python",
+        "file": str(path),
+        "function": function_name,
+        "sha256": digest,
+        "source": source,
+    }
+    where = f"{path}:{function_name}()"
+    source_note = f"your code: {where} (sha256 {digest[:12]}...)"
+    entry = _yours(
+        name, f"{path.name}:{function_name}()", build, CUSTOM_RECIPE, source_note, origin
     )
     _check_buildable(entry, f"--arch {path}:{function_name}()")
     return entry
@@ -271,18 +265,30 @@ def init_entry(model: str, name: str = FINETUNE_NAME) -> catalogue.Entry:
         retyped = with_precision(loaded, keras.mixed_precision.global_policy().name)
         return adapted(retyped, f"--init {file}", front=front)
 
-    entry = catalogue.Entry(
-        name=name,
-        summary=f"the network and weights of {file}",
-        build=build,
-        recipe=FINETUNE_RECIPE,
-        source=f"fine-tuned from {file} (sha256 {digest[:12]}...)",
-        published="none (yours)",
-        validation_note=f"last {FINETUNE_RECIPE.validation_split:.0%} of train",
-        origin={"kind": "init", "file": str(file), "sha256": digest},
+    entry = _yours(
+        name,
+        f"the network and weights of {file}",
+        build,
+        FINETUNE_RECIPE,
+        f"fine-tuned from {file} (sha256 {digest[:12]}...)",
+        {"kind": "init", "file": str(file), "sha256": digest},
     )
     _check_buildable(entry, f"--init {file}", weightless=False)
     return entry
+
+
+def _yours(name, summary, build, recipe, source, origin: dict) -> catalogue.Entry:
+    """A network of yours as a catalogue entry; `origin` is what rebuilds it (--resume)."""
+    return catalogue.Entry(
+        name=name,
+        summary=summary,
+        build=build,
+        recipe=recipe,
+        source=source,
+        published="none (yours)",
+        validation_note=f"last {recipe.validation_split:.0%} of train",
+        origin=origin,
+    )
 
 
 # --- one entry for whatever was asked ------------------------------------------------------

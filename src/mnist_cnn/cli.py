@@ -68,20 +68,18 @@ def cmd_data_download(args) -> None:
 
 
 def cmd_data_info(args) -> None:
-    import numpy as np
-
-    from .folders import load_split
+    from .folders import load_parts
 
     classes = datasets.class_names(args.dataset) or tuple(str(d) for d in range(10))
-    train, _ = load_split(args.dataset, "train", args.data_dir)
-    test, folder = load_split(args.dataset, "test", args.data_dir)
+    parts, folder = load_parts(args.dataset, args.data_dir)
+    train, test = parts["train"], parts["test"]
     info = {
         "dataset": args.dataset,
         "folder": str(datasets.dataset_dir(args.dataset, args.data_dir)),
         "image_shape": list(train.images.shape[1:]),
         "dtype": str(train.images.dtype),
-        "train": {"count": len(train.labels), "per_class": _per_class(np, train.labels)},
-        "test": {"count": len(test.labels), "per_class": _per_class(np, test.labels)},
+        "train": {"count": len(train.labels), "per_class": _per_class(train.labels)},
+        "test": {"count": len(test.labels), "per_class": _per_class(test.labels)},
     }
     if folder is not None:
         info.update(split=folder.split, skipped=folder.describe()["skipped"])
@@ -105,7 +103,9 @@ def cmd_data_info(args) -> None:
         print(f"{label:>14}  {tr:>6} {share_tr:>6.1%}   {te:>5} {share_te:>6.1%}")
 
 
-def _per_class(np, labels) -> list[int]:
+def _per_class(labels) -> list[int]:
+    import numpy as np
+
     return np.bincount(labels, minlength=10).tolist()
 
 
@@ -284,12 +284,13 @@ def _dataset_for(args) -> str:
 def cmd_evaluate(args) -> None:
     _keras()
     from . import evaluation
-    from .folders import load_split
+    from .folders import load_parts, split_of
     from .inference import Classifier
 
     classifier = Classifier(args.model)
     dataset = _dataset_for(args)
-    part, folder = load_split(dataset, args.split, args.data_dir)
+    parts, folder = load_parts(dataset, args.data_dir)
+    part = split_of(parts, args.split)
     if not len(part.labels):
         raise UsageError(f"{dataset} has no {args.split} images; try --split all")
     probabilities = classifier.probabilities(part.images)

@@ -142,30 +142,27 @@ def _read(files: list[tuple[Path, int]]) -> tuple[Part, list[tuple[str, str]]]:
     return Part(stacked.astype(np.uint8), np.array(labels, dtype=np.uint8), names), skipped
 
 
-SPLITS = ("test", "train", "all")
-
-
-def load_split(
-    dataset: str, split: str, data_dir: str | os.PathLike | None = None
-) -> tuple[Part, FolderDataset | None]:
-    """One split (test, train or all) of any dataset as a Part, and the folder dataset it
-    came from, if it is one (its files name each digit; a catalogue dataset has none)."""
+def load_parts(
+    dataset: str, data_dir: str | os.PathLike | None = None
+) -> tuple[dict[str, Part], FolderDataset | None]:
+    """Any dataset's train and test parts, and the folder dataset they came from, if it is
+    one (its files name each digit; a catalogue dataset's parts have no files)."""
     from .datasets import folder_of, load_dataset
 
-    folder = None if folder_of(dataset) is None else load_folder(folder_of(dataset))
-    if folder is not None:
-        parts = {"train": folder.train, "test": folder.test}
-    else:
-        (x_train, y_train), (x_test, y_test) = load_dataset(dataset, data_dir)
-        parts = {"train": Part(x_train, y_train), "test": Part(x_test, y_test)}
-    chosen = [parts["train"], parts["test"]] if split == "all" else [parts[split]]
-    if len(chosen) == 1:
-        return chosen[0], folder
-    return (
-        Part(
-            np.concatenate([p.images for p in chosen]),
-            np.concatenate([p.labels for p in chosen]),
-            [file for p in chosen for file in p.files],
-        ),
-        folder,
+    if folder_of(dataset) is not None:
+        folder = load_folder(folder_of(dataset))
+        return {"train": folder.train, "test": folder.test}, folder
+    (x_train, y_train), (x_test, y_test) = load_dataset(dataset, data_dir)
+    return {"train": Part(x_train, y_train), "test": Part(x_test, y_test)}, None
+
+
+def split_of(parts: dict[str, Part], split: str) -> Part:
+    """The test part, the train part, or both together ("all")."""
+    if split != "all":
+        return parts[split]
+    chosen = [parts["train"], parts["test"]]
+    return Part(
+        np.concatenate([p.images for p in chosen]),
+        np.concatenate([p.labels for p in chosen]),
+        [file for p in chosen for file in p.files],
     )

@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -287,6 +287,7 @@ def train(config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = (
 
     `callbacks` run after ours at every epoch (benchmarks use them to watch progress).
     """
+    config = replace(config, dataset=datasets.dataset_name(config.dataset))  # folder: absolute
     entry = entry_of(config)
     settings = resolve_settings(config, entry)
     data, about_data = _load(config)
