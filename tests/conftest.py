@@ -28,6 +28,15 @@ def run_cli(*args: str, env: dict | None = None, cwd=None, timeout: int = 600):
     )
 
 
+def run_cli_side_by_side(commands: list[list[str]], at_once: int = 3) -> list:
+    """Run several commands at the same time (each spends most of its life importing), and
+    return their CompletedProcesses in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(at_once) as pool:
+        return list(pool.map(lambda args: run_cli(*args), commands))
+
+
 def assert_one_line_error(result, *needles: str, code: int = 2) -> None:
     assert result.returncode == code, (result.returncode, result.stderr)
     lines = result.stderr.strip().splitlines()

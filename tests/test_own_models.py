@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import COMMAND, assert_one_line_error, last_json, run_cli
+from conftest import COMMAND, assert_one_line_error, last_json, run_cli, run_cli_side_by_side
 
 from mnist_cnn.backend import import_keras
 
@@ -80,9 +80,17 @@ def test_every_tutorial_is_in_this_test():
     assert tutorials == set(TUTORIAL_LAYERS)
 
 
+@pytest.fixture(scope="module")
+def pasted() -> dict:
+    """`mnist-cnn models --arch LIST --json` for every tutorial's list."""
+    names = sorted(TUTORIAL_LAYERS)
+    commands = [["models", "--arch", TUTORIAL_LAYERS[name], "--json"] for name in names]
+    return dict(zip(names, run_cli_side_by_side(commands), strict=True))
+
+
 @pytest.mark.parametrize("name", sorted(TUTORIAL_LAYERS))
-def test_a_pasted_tutorial_builds_its_catalogue_network(name):
-    result = run_cli("models", "--arch", TUTORIAL_LAYERS[name], "--json")
+def test_a_pasted_tutorial_builds_its_catalogue_network(pasted, name):
+    result = pasted[name]
     assert result.returncode == 0, result.stderr
     shown = last_json(result.stdout)
     entry = catalogue.get_entry(name).build()
@@ -332,20 +340,31 @@ BROKEN = {
 }
 
 
-@pytest.mark.parametrize("text", HOSTILE)
-def test_a_hostile_layer_list_is_refused_and_runs_nothing(text, tmp_path):
-    marker = tmp_path / "payload-ran"
-    result = run_cli("train", "--arch", text.format(marker=marker), "--out", str(tmp_path / "r"))
-    assert_one_line_error(result, "--arch")
-    assert not marker.exists()
-    assert not (tmp_path / "r").exists()
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory) -> tuple[Path, list]:
+    """`train --arch LIST` for every hostile list (each with a marker file of its own that
+    its payload would write) and every broken one, all refused, none run."""
+    folder = tmp_path_factory.mktemp("refusals")
+    texts = [text.format(marker=folder / f"ran-{i}") for i, text in enumerate(HOSTILE)]
+    texts += list(BROKEN)
+    out = str(folder / "runs")
+    return folder, run_cli_side_by_side([["train", "--arch", t, "--out", out] for t in texts])
 
 
-@pytest.mark.parametrize("text, needle", list(BROKEN.items()))
-def test_a_broken_layer_list_says_what_to_change(text, needle, tmp_path):
-    result = run_cli("train", "--arch", text, "--out", str(tmp_path / "r"))
-    assert_one_line_error(result, "--arch", needle)
-    assert not (tmp_path / "r").exists()
+@pytest.mark.parametrize("index", range(len(HOSTILE)))
+def test_a_hostile_layer_list_is_refused_and_runs_nothing(refusals, index):
+    folder, results = refusals
+    assert_one_line_error(results[index], "--arch")
+    assert not (folder / f"ran-{index}").exists()
+    assert not (folder / "runs").exists()
+
+
+@pytest.mark.parametrize("index", range(len(BROKEN)))
+def test_a_broken_layer_list_says_what_to_change(refusals, index):
+    folder, results = refusals
+    needle = list(BROKEN.values())[index]
+    assert_one_line_error(results[len(HOSTILE) + index], "--arch", needle)
+    assert not (folder / "runs").exists()
 
 
 def test_what_to_train_is_one_thing(tmp_path):
