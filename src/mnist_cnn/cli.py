@@ -70,7 +70,7 @@ def cmd_data_download(args) -> None:
 def cmd_data_info(args) -> None:
     from .folders import load_parts
 
-    classes = datasets.class_names(args.dataset) or tuple(str(d) for d in range(10))
+    classes = datasets.class_names(args.dataset) or datasets.DIGITS
     parts, folder = load_parts(args.dataset, args.data_dir)
     train, test = parts["train"], parts["test"]
     info = {
@@ -338,10 +338,10 @@ def cmd_predict(args) -> None:
         raise PartialFailure()
 
 
-def _input_error(args, name: str, error: Exception) -> None:
-    """One input's error: a JSON line, or one line on stderr; the other inputs go on."""
-    message = str(error)
-    message = message[len(name) + 2 :] if message.startswith(f"{name}: ") else message
+def _input_error(args, name: str, error) -> None:
+    """One input's error (an imaging.ImageError): a JSON line, or one line on stderr; the
+    other inputs go on."""
+    message = error.reason(name)
     if args.json:
         _print_json({"file": name, "error": message})
     else:

@@ -71,7 +71,7 @@ class DatasetSpec:
         return (self.train_images, self.train_labels, self.test_images, self.test_labels)
 
 
-_DIGITS = tuple(str(d) for d in range(10))
+DIGITS = tuple(str(d) for d in range(10))
 
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
@@ -99,7 +99,7 @@ DATASETS: dict[str, DatasetSpec] = {
                 "https://ossci-datasets.s3.amazonaws.com/mnist/",
                 "http://yann.lecun.com/exdb/mnist/",
             ),
-            classes=_DIGITS,
+            classes=DIGITS,
         ),
         DatasetSpec(
             name="fashion-mnist",
@@ -243,7 +243,7 @@ def class_names(name: str) -> tuple[str, ...] | None:
     if folder_of(name) is not None:
         return None
     classes = get_spec(name).classes
-    return None if classes == _DIGITS else classes
+    return None if classes == DIGITS else classes
 
 
 def get_spec(name: str) -> DatasetSpec:

@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from . import imaging
-from .datasets import DatasetError
+from .datasets import DIGITS, DatasetError, folder_of, load_dataset
 
 TEST_SHARE = 0.2  # held out of each digit when the folder has no train/ and test/
 SPLIT_SEED = 0
-DIGITS = tuple(str(d) for d in range(10))
 SIDE = imaging.SIZE
 
 
@@ -130,11 +129,7 @@ def _read(files: list[tuple[Path, int]]) -> tuple[Part, list[tuple[str, str]]]:
         try:
             images.append(imaging.to_mnist(file, str(file)).image)
         except imaging.ImageError as exc:
-            message = str(exc)
-            prefix = f"{file}: "
-            skipped.append(
-                (str(file), message[len(prefix) :] if message.startswith(prefix) else message)
-            )
+            skipped.append((str(file), exc.reason(str(file))))
             continue
         labels.append(digit)
         names.append(str(file))
@@ -147,8 +142,6 @@ def load_parts(
 ) -> tuple[dict[str, Part], FolderDataset | None]:
     """Any dataset's train and test parts, and the folder dataset they came from, if it is
     one (its files name each digit; a catalogue dataset's parts have no files)."""
-    from .datasets import folder_of, load_dataset
-
     if folder_of(dataset) is not None:
         folder = load_folder(folder_of(dataset))
         return {"train": folder.train, "test": folder.test}, folder

@@ -35,6 +35,11 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 class ImageError(Exception):
     """An input that is not a usable image of a digit; the message says which and why."""
 
+    def reason(self, name: str) -> str:
+        """The message without the "NAME: " in front, for a line that names the input itself."""
+        message = str(self)
+        return message[len(name) + 2 :] if message.startswith(f"{name}: ") else message
+
 
 @dataclass
 class Preprocessed:
