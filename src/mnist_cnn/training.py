@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -163,10 +163,15 @@ class HistoryWriter(keras.callbacks.Callback):
         row["epoch"] = epoch + 1
         row.update({k: float(v) for k, v in (logs or {}).items()})
         row["seconds"] = time.perf_counter() - self._started
-        key = (self.member, epoch + 1)
+        self.put(row)
+        rundir.write_history(self.path, self.rows)
+
+    def put(self, row: dict) -> None:
+        """Add an epoch's row, replacing the row of the same (member, epoch) if any."""
+        row = dict(row) if self.member is None else {**row, "member": self.member}
+        key = (row.get("member"), row["epoch"])
         self.rows = [r for r in self.rows if (r.get("member"), r["epoch"]) != key] + [row]
         self.rows.sort(key=lambda r: (r.get("member", 0), r["epoch"]))
-        rundir.write_history(self.path, self.rows)
 
     def member_rows(self, member: int | None) -> list[dict]:
         return [r for r in self.rows if r.get("member") == member]
@@ -282,16 +287,35 @@ class TrainingInterrupted(Exception):
         self.run_dir = run_dir
 
 
-def train(config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = ()) -> RunResult:
+# Trains members of an ensemble elsewhere (cluster.py): given the run directory and the
+# 0-based indices of the members still to train, it returns once each has written
+# checkpoints/member-N.keras and member-N.history.csv (fit_member).
+MemberRunner = Callable[[Path, list[int]], None]
+
+
+def train(
+    config: TrainConfig,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    run_dir: str | os.PathLike | None = None,
+    test: bool = True,
+    member_runner: MemberRunner | None = None,
+) -> RunResult:
     """Train one network and write its complete run directory.
 
-    `callbacks` run after ours at every epoch (benchmarks use them to watch progress).
+    `callbacks` run after ours at every epoch (benchmarks and sweeps use them to watch).
+    `run_dir`: this folder instead of a new OUT/NAME-STAMP. `test=False` stops before the
+    test set (a sweep's trial): `finish()` scores the run later, if it is the one chosen.
+    `member_runner` trains an ensemble's members elsewhere, side by side.
     """
     config = replace(config, dataset=datasets.dataset_name(config.dataset))  # folder: absolute
     entry = entry_of(config)
     settings = resolve_settings(config, entry)
     data, about_data = _load(config)
-    run_dir = rundir.new_run_dir(config.out, entry.name)
+    if run_dir is None:
+        run_dir = rundir.new_run_dir(config.out, entry.name)
+    else:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
     recorded = {
         "model": entry.name,
         "settings": settings,
@@ -303,19 +327,50 @@ def train(config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = (
     if about_data is not None:
         recorded["data"] = about_data
     atomic_write_json(run_dir / rundir.CONFIG, recorded)
-    return _run(config, entry, settings, run_dir, (data, about_data), callbacks, history=[])
+    loaded = (data, about_data)
+    return _run(config, entry, settings, run_dir, loaded, callbacks, [], test, member_runner)
 
 
-def resume(run_dir: str | os.PathLike, callbacks: Sequence = (), verbose="auto") -> RunResult:
+def resume(
+    run_dir: str | os.PathLike,
+    callbacks: Sequence = (),
+    verbose="auto",
+    test: bool = True,
+    member_runner: MemberRunner | None = None,
+) -> RunResult:
     """Continue an interrupted run from its last completed epoch, with its own settings."""
     run_dir = Path(run_dir)
     if (run_dir / rundir.MODEL).exists():
         raise rundir.RunError(f"{run_dir} has finished already (it has its {rundir.MODEL})")
     config, settings = config_from_run(run_dir)
     config.verbose = verbose
+    entry = entry_of(config)
+    history = _history_of(run_dir)
+    loaded = _load(config)
+    return _run(config, entry, settings, run_dir, loaded, callbacks, history, test, member_runner)
+
+
+def finish(run_dir: str | os.PathLike) -> RunResult:
+    """Score a run fitted with `test=False` (a sweep's chosen trial): the test set, read
+    once, then metrics, pictures and report, as `train` writes them."""
+    run_dir = Path(run_dir)
+    if (run_dir / rundir.METRICS).exists():
+        raise rundir.RunError(f"{run_dir} has been tested already (it has its {rundir.METRICS})")
+    config, settings = config_from_run(run_dir)
+    model = rundir.load_model(rundir.model_path(run_dir))
+    (train_set, test_set), about_data = _load(config)
+    history = _history_of(run_dir)
+    seconds = sum(row.get("seconds", 0.0) for row in history)
+    name = rundir.read_json(run_dir / rundir.CONFIG)["model"]
+    result = RunResult(run_dir, name, settings["epochs"], {}, seconds, history, about_data)
+    temperature = float(rundir.read_json(run_dir / rundir.CALIBRATION)["temperature"])
+    _test(result, model, config, settings, train_set, test_set, temperature)
+    return result
+
+
+def _history_of(run_dir: Path) -> list[dict]:
     history_file = run_dir / rundir.HISTORY
-    history = rundir.read_history(history_file) if history_file.exists() else []
-    return _run(config, entry_of(config), settings, run_dir, _load(config), callbacks, history)
+    return rundir.read_history(history_file) if history_file.exists() else []
 
 
 def config_from_run(run_dir: Path) -> tuple[TrainConfig, dict]:
@@ -395,18 +450,44 @@ def _load(config: TrainConfig):
     return ((x_train, y_train), test), about
 
 
+def _fit_split(settings: dict, x_train, y_train):
+    """The digits to fit on, and the validation split held out of them (or None)."""
+    (x_fit, y_fit), validation = split_validation(x_train, y_train, settings["validation_split"])
+    labels = lambda y: _labels_for(settings["loss"], y, catalogue.NUM_CLASSES)  # noqa: E731
+    fit_data = (datasets.normalise(x_fit), labels(y_fit))
+    validation_data = (
+        None if validation is None else (datasets.normalise(validation[0]), labels(validation[1]))
+    )
+    return fit_data, validation_data, validation
+
+
+def _member_file(state: Path, index: int, suffix: str = ".keras") -> Path:
+    return state / f"member-{index + 1}{suffix}"
+
+
 def _fit_members(
-    config, entry, settings, fit_data, validation_data, writer, callbacks, state, stop
+    config, entry, settings, fit_data, validation_data, writer, callbacks, state, stop, runner
 ):
-    """Fit each member in turn; a finished member of an ensemble is kept on disk.
+    """Fit each member in turn (or, given a `runner`, elsewhere side by side); a finished
+    member of an ensemble is kept on disk.
 
     Member i trains with seed + i: the same model a single run with that seed trains, so a
     benchmark can build the ensemble from single runs.
     """
+    if runner is not None and config.ensemble > 1:
+        todo = [i for i in range(config.ensemble) if not _member_file(state, i).exists()]
+        runner(state.parent, todo)
+        for index in todo:  # their epochs, as each member's own task wrote them
+            for row in rundir.read_history(_member_file(state, index, ".history.csv")):
+                writer.member = index + 1
+                writer.put(row)
+        rundir.write_history(writer.path, writer.rows)
+        seconds = sum(r.get("seconds", 0.0) for r in writer.rows if r.get("member") - 1 in todo)
+        return [rundir.load_model(_member_file(state, i)) for i in range(config.ensemble)], seconds
     members, train_seconds = [], 0.0
     for index in range(config.ensemble):
         writer.member = index + 1 if config.ensemble > 1 else None
-        finished = state / f"member-{index + 1}.keras"
+        finished = _member_file(state, index)
         if finished.exists():  # a resumed ensemble: this member was done
             members.append(rundir.load_model(finished))
             continue
@@ -419,7 +500,7 @@ def _fit_members(
                 validation_data,
                 [writer, *callbacks],
                 config.verbose,
-                state / f"member-{index + 1}",
+                _member_file(state, index, ""),
                 stop,
             )
         train_seconds += seconds
@@ -431,32 +512,76 @@ def _fit_members(
     return members, train_seconds
 
 
+def fit_member(run_dir: str | os.PathLike, index: int) -> None:
+    """Train member `index` (0-based) of an ensemble run on its own, from what its run
+    directory holds: a cluster task, on any node that sees the run directory.
+
+    The same model the local loop trains (seed + index, the same digits and recipe). It
+    resumes from the member's own checkpoints, and writes checkpoints/member-N.keras and
+    member-N.history.csv, which the run then gathers.
+    """
+    run_dir = Path(run_dir)
+    config, settings = config_from_run(run_dir)
+    entry = entry_of(config)
+    ((x_train, y_train), _), _ = _load(config)
+    fit_data, validation_data, _ = _fit_split(settings, x_train, y_train)
+    state = run_dir / checkpoints.CHECKPOINTS
+    history_file = _member_file(state, index, ".history.csv")
+    if history_file.exists():
+        done = rundir.read_history(history_file)
+    else:  # begun by a local run that was stopped, or not begun
+        done = [row for row in _history_of(run_dir) if row.get("member") == index + 1]
+    stop = checkpoints.StopRequest()
+    writer = HistoryWriter(history_file, stop, done)
+    writer.member = index + 1
+    keras.utils.set_random_seed(config.seed + index)
+    model, _ = fit_one(
+        entry,
+        settings,
+        fit_data,
+        validation_data,
+        [writer],
+        0,
+        _member_file(state, index, ""),
+        stop,
+    )
+    rundir.save_model(model, _member_file(state, index))
+
+
 def _run(
-    config, entry, settings, run_dir: Path, loaded, callbacks, history: list[dict]
+    config,
+    entry,
+    settings,
+    run_dir: Path,
+    loaded,
+    callbacks,
+    history: list[dict],
+    test: bool = True,
+    runner: MemberRunner | None = None,
 ) -> RunResult:
-    """Fit every member (skipping those a resumed run finished), then evaluate and write.
+    """Fit every member (skipping those a resumed run finished), calibrate on the
+    validation split, then (`test`) evaluate on the test set and write everything.
 
     `loaded` is what `_load` returns: the data, and what was read of a folder dataset."""
-    ((x_train, y_train), (x_test, y_test)), about_data = loaded
-    (x_fit, y_fit), validation = split_validation(x_train, y_train, settings["validation_split"])
-    classes = catalogue.NUM_CLASSES
-    validation_data = (
-        None
-        if validation is None
-        else (
-            datasets.normalise(validation[0]),
-            _labels_for(settings["loss"], validation[1], classes),
-        )
-    )
+    ((x_train, y_train), test_set), about_data = loaded
+    fit_data, validation_data, validation = _fit_split(settings, x_train, y_train)
     stop = checkpoints.StopRequest()
     writer = HistoryWriter(run_dir / rundir.HISTORY, stop, history)
-    fit_data = (datasets.normalise(x_fit), _labels_for(settings["loss"], y_fit, classes))
     state = run_dir / checkpoints.CHECKPOINTS
     # Time spent in epochs before a resume counts too.
     train_seconds = sum(row.get("seconds", 0.0) for row in history)
     try:
         members, seconds = _fit_members(
-            config, entry, settings, fit_data, validation_data, writer, callbacks, state, stop
+            config,
+            entry,
+            settings,
+            fit_data,
+            validation_data,
+            writer,
+            callbacks,
+            state,
+            stop,
+            runner,
         )
         model = members[0] if len(members) == 1 else ensemble_of(members, f"{entry.name}-ensemble")
         rundir.save_model(model, run_dir / rundir.MODEL)
@@ -472,34 +597,51 @@ def _run(
 
     calibration = calibrate(model, validation)
     atomic_write_json(run_dir / rundir.CALIBRATION, calibration)
+    result = RunResult(
+        run_dir, entry.name, settings["epochs"], {}, train_seconds, writer.rows, about_data
+    )
+    if test:
+        _test(
+            result,
+            model,
+            config,
+            settings,
+            (x_train, y_train),
+            test_set,
+            calibration["temperature"],
+        )
+    return result
+
+
+def _test(result: RunResult, model, config, settings, train_set, test_set, temperature) -> None:
+    """The test set, read once for this finished model: metrics.json, pictures, report."""
+    x_test, y_test = test_set
     raw = evaluation.predict_probabilities(model, x_test)
-    probabilities = evaluation.apply_temperature(raw, calibration["temperature"])
+    probabilities = evaluation.apply_temperature(raw, temperature)
     metrics = evaluation.evaluate(probabilities, y_test)
     metrics["calibration"] = {
-        "temperature": calibration["temperature"],
+        "temperature": temperature,
         "test_ece_before": evaluation.expected_calibration_error(raw, y_test),
         "test_ece_after": evaluation.expected_calibration_error(probabilities, y_test),
     }
     metrics.update(
-        train_seconds=train_seconds,
+        train_seconds=result.train_seconds,
         epochs=settings["epochs"],
         ensemble=config.ensemble,
         parameters=int(model.count_params()),
     )
-    atomic_write_json(run_dir / rundir.METRICS, metrics)
+    atomic_write_json(result.run_dir / rundir.METRICS, metrics)
     write_plots(
-        run_dir,
-        (x_train, y_train),
-        (x_test, y_test),
+        result.run_dir,
+        train_set,
+        test_set,
         probabilities,
         metrics,
-        writer.rows,
+        result.history,
         datasets.class_names(config.dataset),
     )
-    report.write_report_of(run_dir, model, (x_test, y_test), probabilities)
-    return RunResult(
-        run_dir, entry.name, settings["epochs"], metrics, train_seconds, writer.rows, about_data
-    )
+    report.write_report_of(result.run_dir, model, test_set, probabilities)
+    result.metrics = metrics
 
 
 def write_plots(run_dir: Path, train_set, test_set, probabilities, metrics, history, classes):
