@@ -7,6 +7,7 @@ stderr; `--debug` shows the traceback as well.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -36,6 +37,8 @@ INPUT_ERRORS = {
     "mnist_cnn.imaging": "ImageError",
     "mnist_cnn.layer_list": "LayerListError",
     "mnist_cnn.architecture": "ArchitectureError",
+    "mnist_cnn.cluster": "ClusterError",
+    "mnist_cnn.sweep": "SweepError",
 }
 # mnist_cnn.export's ExportError is not here: a failed export is our failure (exit 1).
 
@@ -195,22 +198,52 @@ def _show_network(args) -> None:
     print(f"trains with (change any of these flags): {as_flags(shown['recipe'])}")
 
 
-def cmd_train(args) -> None:
-    from . import layer_list
-    from .settings import RECIPE_FIELDS, SettingsError, check_changes, flag
+RUN_FLAGS = {  # train's flags beyond the recipe: flag -> TrainConfig field
+    "--arch": "arch",
+    "--init": "init",
+    "--name": "name",
+    "--seed": "seed",
+    "--limit": "limit",
+    "--ensemble": "ensemble",
+    "--mix-mnist": "mix_mnist",
+}
 
-    recipe = {field: getattr(args, field) for field in RECIPE_FIELDS}
-    run_flags = {
-        "--seed": args.seed,
-        "--limit": args.limit,
-        "--ensemble": args.ensemble,
-        "--mix-mnist": args.mix_mnist,
-        "--arch": args.arch,
-        "--init": args.init,
-        "--name": args.name,
+
+def _check_train_flags(args) -> None:
+    """What can be checked without Keras is answered at once: a bad value, a bad layer list."""
+    from . import layer_list
+    from .settings import RECIPE_FIELDS, SettingsError, check_changes
+
+    try:
+        check_changes({field: getattr(args, field) for field in RECIPE_FIELDS})
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
+    if args.arch is not None and layer_list.python_file(args.arch) is None:
+        layer_list.parse(args.arch)
+
+
+def _train_fields(args) -> dict:
+    """The TrainConfig fields the train flags give (verbose aside)."""
+    from .settings import RECIPE_FIELDS
+
+    return {
+        "model": args.model,
+        **{field: getattr(args, field) for field in RUN_FLAGS.values()},
+        **{field: getattr(args, field) for field in RECIPE_FIELDS},
+        "seed": 42 if args.seed is None else args.seed,
+        "dataset": args.dataset,
+        "data_dir": args.data_dir,
+        "out": args.out,
+        "mix_mnist": args.mix_mnist or 0,
+        "ensemble": 1 if args.ensemble is None else args.ensemble,
     }
-    given = [flag(field) for field, value in recipe.items() if value is not None]
-    given += [name for name, value in run_flags.items() if value is not None]
+
+
+def cmd_train(args) -> None:
+    from .settings import RECIPE_FIELDS, flag
+
+    given = [flag(field) for field in RECIPE_FIELDS if getattr(args, field) is not None]
+    given += [name for name, field in RUN_FLAGS.items() if getattr(args, field) is not None]
     if args.resume and (args.model or given):
         raise UsageError(
             "--resume continues a run with its own settings; give no model or "
@@ -221,38 +254,18 @@ def cmd_train(args) -> None:
             "give a model name (see 'mnist-cnn models'), --arch LAYERS|FILE.py, "
             "--init MODEL, or --resume RUN_DIR"
         )
-    # What can be checked without Keras is answered at once: a bad value, a bad layer list.
-    try:
-        check_changes(recipe)
-    except SettingsError as exc:
-        raise UsageError(str(exc)) from None
-    if args.arch is not None and layer_list.python_file(args.arch) is None:
-        layer_list.parse(args.arch)
+    _check_train_flags(args)
+    runner = _cluster_members(args)
     _keras()
-    from .training import TrainConfig, TrainingInterrupted, resume, train
+    from .training import TrainingInterrupted
 
     verbose = 1 if sys.stdout.isatty() and not args.json else 2
     try:
-        if args.resume:
-            result = resume(args.resume, verbose=verbose)
+        if runner is not None:
+            with runner as member_runner:
+                result = _train_or_resume(args, verbose, member_runner)
         else:
-            result = train(
-                TrainConfig(
-                    model=args.model,
-                    arch=args.arch,
-                    init=args.init,
-                    name=args.name,
-                    **recipe,
-                    seed=42 if args.seed is None else args.seed,
-                    dataset=args.dataset,
-                    data_dir=args.data_dir,
-                    out=args.out,
-                    limit=args.limit,
-                    mix_mnist=args.mix_mnist or 0,
-                    ensemble=1 if args.ensemble is None else args.ensemble,
-                    verbose=verbose,
-                )
-            )
+            result = _train_or_resume(args, verbose, None)
     except TrainingInterrupted as exc:
         print(f"{PROG} train: {exc}", file=sys.stderr, flush=True)
         raise Interrupted() from None
@@ -272,6 +285,212 @@ def cmd_train(args) -> None:
         f"  fit: {summary['train_seconds']:.1f} s"
     )
     print(f"run directory: {summary['run_dir']}")
+
+
+def _train_or_resume(args, verbose, member_runner):
+    from .training import TrainConfig, resume, train
+
+    if args.resume:
+        return resume(args.resume, verbose=verbose, member_runner=member_runner)
+    config = TrainConfig(**_train_fields(args), verbose=verbose)
+    return train(config, member_runner=member_runner)
+
+
+def _cluster_members(args):
+    """With --address (or $RAY_ADDRESS), an ensemble's members train side by side on Ray:
+    a context that yields the member runner; else None."""
+    from . import cluster
+
+    address = cluster.address_or_default(args.address)
+    if address is None:
+        return None
+    ensemble = args.ensemble
+    if args.resume:
+        from . import rundir
+
+        ensemble = (
+            rundir.read_json(Path(args.resume) / rundir.CONFIG).get("settings", {}).get("ensemble")
+        )
+    if not ensemble or ensemble < 2:
+        if args.address:
+            raise UsageError("--address trains an ensemble's members on Ray; add --ensemble K")
+        return None  # $RAY_ADDRESS set, but there is nothing to spread
+    _ray_first(address)
+
+    @contextlib.contextmanager
+    def runner():
+        with cluster.connected(address):
+            dataset = args.dataset
+            data_dir = args.data_dir
+            out = Path(args.out)
+            if args.resume:
+                from . import rundir
+
+                recorded = rundir.read_json(Path(args.resume) / rundir.CONFIG)
+                dataset = recorded["settings"]["dataset"]
+                data_dir = recorded.get("data_dir")
+                out = Path(args.resume).resolve().parent
+            cluster.check_nodes(dataset, data_dir, out.resolve())
+            yield cluster.member_runner()
+
+    return runner()
+
+
+# --- sweep ---------------------------------------------------------------------------------
+
+UNSWEPT = {"out", "data_dir", "resume", "set", "samples", "scheduler", "address", "json"}
+EACH_WHOLE = {"arch", "augmentation"}  # values hold commas: one per --set
+
+
+def _sweep_values(sets: list[str], samples: int | None) -> dict:
+    """--set FLAG=V1,V2 (or LOW:HIGH) flags, each value read as `train` reads the flag."""
+    from .sweep import Range
+
+    parser = _Parser(prog=f"{PROG} sweep --set", add_help=False)
+    _add_network_options(parser)
+    actions = {"model": next(a for a in parser._actions if a.dest == "model")}
+    actions.update(
+        (option[2:], action)
+        for action in parser._actions
+        for option in action.option_strings
+        if action.dest not in UNSWEPT
+    )
+
+    def read(action, text: str):
+        if isinstance(action, argparse.BooleanOptionalAction):
+            if text.lower() not in ("true", "false", "yes", "no", "on", "off"):
+                raise UsageError(f"--set {action.dest.replace('_', '-')}: give true or false")
+            return text.lower() in ("true", "yes", "on")
+        argv = [text] if action.dest == "model" else [action.option_strings[0], text]
+        return getattr(parser.parse_args(argv), action.dest)
+
+    values: dict = {}
+    for item in sets:
+        key, equals, text = item.partition("=")
+        action = actions.get(key.strip().removeprefix("--"))
+        if not equals or action is None or not text.strip():
+            known = ", ".join(sorted(actions))
+            raise UsageError(f"--set {item!r}: give FLAG=V1,V2,... with FLAG one of: {known}")
+        field = action.dest
+        numeric = action.type in (int, float)
+        if numeric and ":" in text:
+            low, _, high = text.partition(":")
+            low, high = read(action, low.strip()), read(action, high.strip())
+            if samples is None:
+                raise UsageError(f"--set {item}: a LOW:HIGH range needs --samples N")
+            if not low < high:
+                raise UsageError(f"--set {item}: LOW must be below HIGH")
+            values[field] = Range(low, high)
+            continue
+        parts = [text] if field in EACH_WHOLE else text.split(",")
+        given = values.setdefault(field, [])
+        if isinstance(given, Range):
+            raise UsageError(f"--set {item}: {key} is already a range")
+        given += [read(action, part.strip()) for part in parts if part.strip()]
+    return {k: list(dict.fromkeys(v)) if isinstance(v, list) else v for k, v in values.items()}
+
+
+def _absolute(fields: dict) -> dict:
+    """Paths in train settings made absolute: trials run elsewhere, in other folders."""
+    from . import layer_list
+
+    fields = dict(fields)
+    for key in ("data_dir", "init", "out"):
+        if fields.get(key):
+            fields[key] = str(Path(fields[key]).expanduser().resolve())
+    python = fields.get("arch") and layer_list.python_file(fields["arch"])
+    if python:
+        fields["arch"] = f"{Path(python[0]).expanduser().resolve()}:{python[1]}"
+    return fields
+
+
+def _ray_first(address: str | None) -> None:
+    """A missing extra or an address that does not answer: one line now, before Keras loads."""
+    from . import cluster
+
+    cluster.import_ray()
+    address = cluster.address_or_default(address)
+    if address:
+        cluster.probe(address)
+
+
+def cmd_sweep(args) -> None:
+    _ray_first(args.address)
+    from . import sweep
+    from .settings import RECIPE_FIELDS, flag
+
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
+    try:
+        if args.resume:
+            given = [flag(f) for f in RECIPE_FIELDS if getattr(args, f) is not None]
+            given += [name for name, f in RUN_FLAGS.items() if getattr(args, f) is not None]
+            given += ["--set"] * bool(args.set) + ["NAME"] * bool(args.model)
+            if given:
+                raise UsageError(
+                    f"--resume takes up a sweep with its own plan; give no {', '.join(given)}"
+                )
+            _keras()
+            record = sweep.resume_sweep(args.resume, args.address, say)
+        else:
+            plan, out, name = _sweep_plan(args)
+            record = sweep.run_sweep(plan, out, args.address, name, say)
+    except sweep.SweepInterrupted as exc:
+        print(f"{PROG} sweep: {exc}", file=sys.stderr, flush=True)
+        raise Interrupted() from None
+    if args.json:
+        keys = ("sweep_dir", "status", "trials", "selected", "selected_by")
+        _print_json({key: record[key] for key in keys})
+        return
+    fields = list(record["plan"]["values"])
+    print(
+        f"{'rank':>4}  {'trial':<12} "
+        + " ".join(f"{f.replace('_', '-'):>14}" for f in fields)
+        + f" {'validation':>10}  status"
+    )
+    for rank, trial in enumerate(record["trials"], 1):
+        shown = " ".join(f"{_short(trial['settings'].get(f)):>14}" for f in fields)
+        accuracy = trial["val_accuracy"]
+        print(
+            f"{rank:>4}  {trial['trial_id']:<12} {shown} "
+            f"{'-' if accuracy is None else f'{accuracy:.2%}':>10}  {trial['status']}"
+        )
+    selected = record["selected"]
+    print(
+        f"selected (on validation): {selected['trial_id']}, validation "
+        f"{selected['val_accuracy']:.2%}; test accuracy, read once: {selected['test_accuracy']:.2%}"
+    )
+    print(f"selected run: {selected['run_dir']}")
+    print(f"sweep page: {Path(record['sweep_dir']) / sweep.PAGE}")
+
+
+def _short(value) -> str:
+    if value is None:
+        return ""
+    text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= 14 else text[:13] + "…"
+
+
+def _sweep_plan(args):
+    """The plan (sweep.Plan), where to write it, and its name, from the command line."""
+    from .sweep import Plan
+
+    if args.samples is not None and args.samples < 1:
+        raise UsageError(f"--samples must be at least 1, got {args.samples}")
+    if not 1 <= args.cpus_per_trial <= 256:
+        raise UsageError(f"--cpus-per-trial must be 1 to 256, got {args.cpus_per_trial}")
+    values = _sweep_values(args.set, args.samples)
+    if not values:
+        raise UsageError("give the settings to sweep: --set FLAG=V1,V2,... (any train flag)")
+    base = _train_fields(args)
+    if not any(base.get(k) or k in values for k in ("model", "arch", "init")):
+        raise UsageError("give a model name, --arch or --init (fixed, or with --set)")
+    _check_train_flags(args)
+    for text in values.get("arch", []):
+        _check_train_flags(argparse.Namespace(**{**vars(args), "arch": text}))
+    _keras()
+    plan = Plan(_absolute(base), values, args.samples, args.scheduler, args.cpus_per_trial)
+    name = args.model or ("models" if "model" in values else args.name or "custom")
+    return plan, args.out, name
 
 
 def _dataset_for(args) -> str:
@@ -330,18 +549,52 @@ def cmd_predict(args) -> None:
         raise UsageError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
     if not 1 <= args.top_k <= 10:
         raise UsageError(f"--top-k must be between 1 and 10, got {args.top_k}")
-    if not str(args.model).endswith(".onnx"):  # ONNX Runtime needs no Keras
-        _keras(intra_op_threads=1)  # latency-bound: see backend.import_keras
-    if args.index:
-        _predict_test_digits(args)
-    elif not _predict_files(args):
+    from .cluster import address_or_default
+
+    address = address_or_default(args.address)
+    local_only = args.index or args.multi or args.show or "-" in args.inputs
+    if args.address and local_only:
+        raise UsageError(
+            "--address reads image files and folders; not --index, --multi, --show or -"
+        )
+    if address and not local_only:
+        _ray_first(address)
+        all_read = _predict_on_cluster(args, address)
+    else:
+        if not str(args.model).endswith(".onnx"):  # ONNX Runtime needs no Keras
+            _keras(intra_op_threads=1)  # latency-bound: see backend.import_keras
+        if args.index:
+            _predict_test_digits(args)
+            return
+        all_read = _predict_files(args)
+    if not all_read:
         raise PartialFailure()
 
 
+def _predict_on_cluster(args, address: str) -> bool:
+    """Many files, read by Ray Data across the cluster; the same answers, in the same order."""
+    from . import cluster, rundir
+    from .inference import answer, image_files
+
+    model = rundir.model_path(args.model, rundir.MODEL_SUFFIXES)
+    items = image_files(args.inputs)
+    with cluster.connected(address):
+        cluster.check_nodes(None, None, None, see=[model, *items[:1]])
+        read = cluster.read_files(model, items)
+    all_read = True
+    for item, (probabilities, error) in zip(items, read, strict=True):
+        if probabilities is None:
+            all_read = False
+            _input_error(args, str(item), error)
+        else:
+            _print_answer(args, str(item), answer(probabilities, args.top_k, args.min_confidence))
+    return all_read
+
+
 def _input_error(args, name: str, error) -> None:
-    """One input's error (an imaging.ImageError): a JSON line, or one line on stderr; the
-    other inputs go on."""
-    message = error.reason(name)
+    """One input's error (an imaging.ImageError, or its reason): a JSON line, or one line on
+    stderr; the other inputs go on."""
+    message = error if isinstance(error, str) else error.reason(name)
     if args.json:
         _print_json({"file": name, "error": message})
     else:
@@ -429,20 +682,27 @@ def _predict_files(args) -> bool:
             all_read = False
             _input_error(args, name, prepared)
             continue
-        result = {"file": name, **answer.to_dict()}
+        shown = None
         if args.show:
             stem = "stdin" if name == "-" else Path(name).stem
             shown = Path(args.out or "predictions") / f"{stem}.mnist.png"
             atomic_write(shown, lambda tmp, image=prepared.image: Image.fromarray(image).save(tmp))
-            result["show"] = str(shown)
-        if args.json:
-            _print_json(result)
-        else:
-            verdict = f"unsure (best guess {answer.digit})" if answer.unsure else answer.digit
-            ranked = ", ".join(f"{d}: {p:.3f}" for d, p in answer.top_k)
-            extra = f"  -> {result['show']}" if args.show else ""
-            print(f"{name}: {verdict}  p={answer.confidence:.3f}  [{ranked}]{extra}")
+        _print_answer(args, name, answer, shown)
     return all_read
+
+
+def _print_answer(args, name: str, answer, shown: Path | None = None) -> None:
+    """One file's answer: a JSON line, or `NAME: DIGIT  p=...  [top k]`."""
+    result = {"file": name, **answer.to_dict()}
+    if shown is not None:
+        result["show"] = str(shown)
+    if args.json:
+        _print_json(result)
+    else:
+        verdict = f"unsure (best guess {answer.digit})" if answer.unsure else answer.digit
+        ranked = ", ".join(f"{d}: {p:.3f}" for d, p in answer.top_k)
+        extra = f"  -> {shown}" if shown is not None else ""
+        print(f"{name}: {verdict}  p={answer.confidence:.3f}  [{ranked}]{extra}")
 
 
 # --- report and compare --------------------------------------------------------------------
@@ -596,6 +856,57 @@ def _add_recipe_options(parser) -> None:
     )
 
 
+def _add_network_options(parser) -> None:
+    """What to train and how: train's flags, which sweep takes too (fixed, or --set)."""
+    parser.add_argument(
+        "model", nargs="?", metavar="NAME", help="catalogue name (see 'mnist-cnn models')"
+    )
+    parser.add_argument(
+        "--arch",
+        metavar="LAYERS|FILE.py",
+        help="your network instead: a Keras layer list as tutorials write it (read, never run "
+        "as Python), or FILE.py[:FUNCTION] whose function (default build) returns a keras.Model",
+    )
+    parser.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from a saved model's network and weights (a run directory, .keras or .h5)",
+    )
+    parser.add_argument(
+        "--name", help="name your network's runs (default: custom; finetune for --init)"
+    )
+    parser.add_argument("--seed", type=int, help="random seed (default: 42)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="train on the first N training images only (quick trials)",
+    )
+    parser.add_argument(
+        "--ensemble",
+        type=int,
+        metavar="K",
+        help="train K members (seeds S, S+1, ...) and average their probabilities",
+    )
+    parser.add_argument(
+        "--mix-mnist",
+        type=int,
+        metavar="N",
+        help="with --dataset folder:PATH, mix N MNIST training digits in (so as not to forget)",
+    )
+    _add_data_options(parser)
+    _add_recipe_options(parser)
+
+
+def _add_address_option(parser, what: str) -> None:
+    parser.add_argument(
+        "--address",
+        metavar="ADDR",
+        help=f"{what}: Ray's address (auto, HOST:PORT or ray://HOST:10001; default "
+        "$RAY_ADDRESS); needs mnist-cnn[cluster]",
+    )
+
+
 def _command(sub, name: str, help_text: str, example: str, func):
     parser = sub.add_parser(
         name,
@@ -674,48 +985,58 @@ def build_parser() -> argparse.ArgumentParser:
         f"  {PROG} train --init my_model.h5 --dataset folder:my-digits",
         cmd_train,
     )
-    p.add_argument(
-        "model", nargs="?", metavar="NAME", help="catalogue name (see 'mnist-cnn models')"
-    )
-    p.add_argument(
-        "--arch",
-        metavar="LAYERS|FILE.py",
-        help="your network instead: a Keras layer list as tutorials write it (read, never run "
-        "as Python), or FILE.py[:FUNCTION] whose function (default build) returns a keras.Model",
-    )
-    p.add_argument(
-        "--init",
-        metavar="MODEL",
-        help="start from a saved model's network and weights (a run directory, .keras or .h5)",
-    )
-    p.add_argument("--name", help="name your network's runs (default: custom; finetune for --init)")
+    _add_network_options(p)
     p.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="continue an interrupted run from its last completed epoch, with its settings",
     )
-    p.add_argument("--seed", type=int, help="random seed (default: 42)")
-    p.add_argument(
-        "--limit",
-        type=int,
-        metavar="N",
-        help="train on the first N training images only (quick trials)",
-    )
-    p.add_argument(
-        "--ensemble",
-        type=int,
-        metavar="K",
-        help="train K members (seeds S, S+1, ...) and average their probabilities",
-    )
-    p.add_argument(
-        "--mix-mnist",
-        type=int,
-        metavar="N",
-        help="with --dataset folder:PATH, mix N MNIST training digits in (so as not to forget)",
-    )
     p.add_argument("--out", default="runs", help="folder for run directories (default: runs/)")
-    _add_data_options(p)
-    _add_recipe_options(p)
+    _add_address_option(p, "train an ensemble's members side by side on a Ray cluster")
+
+    p = _command(
+        sub,
+        "sweep",
+        "train many variants at once on Ray (a grid or random samples of any train flags), "
+        "rank them on validation, and test the best once",
+        f"{PROG} sweep conv32-conv64-dropout --set learning-rate=0.0003,0.001,0.003 "
+        f"--set batch-size=32,128 --epochs 5\n"
+        f"  {PROG} sweep keras-example --set learning-rate=0.0001:0.01 "
+        f"--set batch-size=32:256 --samples 8 --scheduler asha --epochs 6\n"
+        f"  {PROG} sweep --resume runs/sweep-keras-example-20261122-101500",
+        cmd_sweep,
+    )
+    _add_network_options(p)
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FLAG=V1,V2,...",
+        help="a train flag to sweep (repeat for more): its values, or LOW:HIGH with --samples; "
+        "for arch and augment one value per --set (repeat the flag for more)",
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        metavar="N",
+        help="sample N trials at random (ranges log-uniform for rates) instead of the grid",
+    )
+    p.add_argument("--scheduler", choices=["asha"], help="stop poor trials early (Tune's ASHA)")
+    p.add_argument(
+        "--cpus-per-trial", type=int, default=1, metavar="N", help="CPUs each trial holds"
+    )
+    p.add_argument(
+        "--resume",
+        metavar="SWEEP_DIR",
+        help="take up a sweep that was stopped or whose driver died",
+    )
+    p.add_argument(
+        "--out",
+        default="runs",
+        help="where the sweep's folder goes (default: runs/); on a "
+        "cluster, storage that every node sees",
+    )
+    _add_address_option(p, "run on this Ray cluster (default: an embedded Ray on this machine)")
 
     p = _command(
         sub,
@@ -782,6 +1103,7 @@ def build_parser() -> argparse.ArgumentParser:
         "predictions/ beside the model)",
     )
     _add_data_options(p, default_dataset=None)
+    _add_address_option(p, "read a large folder across a Ray cluster (Ray Data)")
 
     p = _command(
         sub,

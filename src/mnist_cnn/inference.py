@@ -117,16 +117,21 @@ class Classifier:
             return exc
 
     def _answer(self, probabilities: np.ndarray) -> Prediction:
-        order = np.argsort(probabilities)[::-1]
-        digit = int(order[0])
-        confidence = float(probabilities[digit])
-        return Prediction(
-            digit=digit,
-            confidence=confidence,
-            probabilities=[float(p) for p in probabilities],
-            top_k=[(int(d), float(probabilities[d])) for d in order[: self.top_k]],
-            unsure=confidence < self.min_confidence,
-        )
+        return answer(probabilities, self.top_k, self.min_confidence)
+
+
+def answer(probabilities: np.ndarray, top_k: int = 3, min_confidence: float = 0.0) -> Prediction:
+    """The answer one digit's probabilities give (the same wherever they were computed)."""
+    order = np.argsort(probabilities, kind="stable")[::-1]
+    digit = int(order[0])
+    confidence = float(probabilities[digit])
+    return Prediction(
+        digit=digit,
+        confidence=confidence,
+        probabilities=[float(p) for p in probabilities],
+        top_k=[(int(d), float(probabilities[d])) for d in order[:top_k]],
+        unsure=confidence < min_confidence,
+    )
 
 
 def compiled_forward(model) -> Callable[[np.ndarray], np.ndarray]:

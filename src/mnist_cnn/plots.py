@@ -275,3 +275,27 @@ def disagreements(images, titles: list[str], path=None, columns: int = 6) -> byt
     """Digits on which runs disagree, each titled with every run's answer."""
     with plt.rc_context({**STYLE, "axes.titlesize": 8}):
         return _save(_digit_grid(images, titles, columns=columns), path)
+
+
+def accuracy_by_setting(points: dict[str, list[tuple]], log_scale=(), path=None) -> bytes:
+    """Validation accuracy against each swept setting: one panel per setting, one dot per
+    trial. `points` maps a setting to (value, accuracy) pairs; text values are categories."""
+    with plt.rc_context(STYLE):
+        count = max(1, len(points))
+        fig, axes = plt.subplots(1, count, figsize=(3.6 * count, 3.2), squeeze=False)
+        for ax, (setting, pairs) in zip(axes[0], points.items(), strict=False):
+            values = [value for value, _ in pairs]
+            accuracies = [100 * accuracy for _, accuracy in pairs]
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                ax.plot(values, accuracies, "o", alpha=0.8)
+                if setting in log_scale:
+                    ax.set_xscale("log")
+            else:
+                labels = sorted({str(v) for v in values})
+                ax.plot([labels.index(str(v)) for v in values], accuracies, "o", alpha=0.8)
+                ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=8)
+            ax.set_xlabel(setting.replace("_", "-"))
+            ax.set_ylabel("validation accuracy (%)")
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        return _save(fig, path)
