@@ -131,6 +131,7 @@ def connected(address: str | None, cpus_per_task: int = 1) -> Iterator[Cluster]:
             raise ClusterError(f"cannot join the Ray cluster at {address} ({first})") from None
     else:
         ray.init(
+            address="local",  # a new Ray of our own, even where another runs
             num_cpus=os.cpu_count(),
             include_dashboard=False,
             _node_ip_address=LOOPBACK,

@@ -294,6 +294,7 @@ def _tuner(plan: Plan, sweep_dir: Path, say):
             num_samples=plan.samples or 1,
             search_alg=BasicVariantGenerator(random_state=plan.base.get("seed", 42)),
             scheduler=scheduler,
+            reuse_actors=True,  # a trial after another on the same node skips importing Keras
             trial_name_creator=trial_dir_name,
             trial_dirname_creator=trial_dir_name,
         ),
