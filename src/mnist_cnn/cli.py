@@ -346,14 +346,14 @@ def _sweep_values(sets: list[str], samples: int | None) -> dict:
     """--set FLAG=V1,V2 (or LOW:HIGH) flags, each value read as `train` reads the flag."""
     from .sweep import Range
 
-    parser = _Parser(prog=f"{PROG} sweep --set", add_help=False)
+    parser = _Parser(prog=f"{PROG} sweep", add_help=False)
     _add_network_options(parser)
     actions = {"model": next(a for a in parser._actions if a.dest == "model")}
     actions.update(
         (option[2:], action)
         for action in parser._actions
         for option in action.option_strings
-        if action.dest not in UNSWEPT
+        if action.dest not in UNSWEPT and not option.startswith("--no-")
     )
 
     def read(action, text: str):
