@@ -240,3 +240,9 @@ def test_a_wrong_address_or_no_ray_is_one_line_and_leaves_nothing(tmp_path):
     )  # fmt: skip
     assert_one_line_error(without_ray, "pip install 'mnist-cnn[cluster]'")
     assert list(tmp_path.iterdir()) == []
+    # A node that cannot find the dataset is named before any sweep folder is made.
+    empty = tmp_path.parent / "no-data-here"
+    empty.mkdir(exist_ok=True)
+    no_data = run_cli(*sweep, "--data-dir", str(empty), env={"MNIST_CNN_OFFLINE": "1"})
+    assert_one_line_error(no_data, "node 127.0.0.1", "is missing and downloads are off")
+    assert list(tmp_path.iterdir()) == []

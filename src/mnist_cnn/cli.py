@@ -7,7 +7,6 @@ stderr; `--debug` shows the traceback as well.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -299,41 +298,24 @@ def _train_or_resume(args, verbose, member_runner):
 def _cluster_members(args):
     """With --address (or $RAY_ADDRESS), an ensemble's members train side by side on Ray:
     a context that yields the member runner; else None."""
-    from . import cluster
+    from . import cluster, rundir
 
     address = cluster.address_or_default(args.address)
     if address is None:
         return None
-    ensemble = args.ensemble
     if args.resume:
-        from . import rundir
-
-        ensemble = (
-            rundir.read_json(Path(args.resume) / rundir.CONFIG).get("settings", {}).get("ensemble")
-        )
+        recorded = rundir.read_json(Path(args.resume) / rundir.CONFIG)
+        settings = recorded.get("settings", {})
+        ensemble, dataset = settings.get("ensemble"), settings.get("dataset", "mnist")
+        data_dir, out = recorded.get("data_dir"), Path(args.resume).resolve().parent
+    else:
+        ensemble, dataset, data_dir, out = args.ensemble, args.dataset, args.data_dir, args.out
     if not ensemble or ensemble < 2:
         if args.address:
             raise UsageError("--address trains an ensemble's members on Ray; add --ensemble K")
         return None  # $RAY_ADDRESS set, but there is nothing to spread
     _ray_first(address)
-
-    @contextlib.contextmanager
-    def runner():
-        with cluster.connected(address):
-            dataset = args.dataset
-            data_dir = args.data_dir
-            out = Path(args.out)
-            if args.resume:
-                from . import rundir
-
-                recorded = rundir.read_json(Path(args.resume) / rundir.CONFIG)
-                dataset = recorded["settings"]["dataset"]
-                data_dir = recorded.get("data_dir")
-                out = Path(args.resume).resolve().parent
-            cluster.check_nodes(dataset, data_dir, out.resolve())
-            yield cluster.member_runner()
-
-    return runner()
+    return cluster.members_on(address, dataset, data_dir, Path(out).resolve())
 
 
 # --- sweep ---------------------------------------------------------------------------------

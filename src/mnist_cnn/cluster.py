@@ -211,6 +211,14 @@ def check_nodes(
             probe.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def members_on(address: str, dataset: str, data_dir: str | None, out: Path):
+    """Connected, and every node checked for the run: yields the member runner."""
+    with connected(address):
+        check_nodes(dataset, data_dir, out)
+        yield member_runner()
+
+
 def member_runner(cpus: int = 1):
     """An ensemble's members as Ray tasks, side by side (training.MemberRunner).
 

@@ -290,6 +290,10 @@ def accuracy_by_setting(points: dict[str, list[tuple]], log_scale=(), path=None)
                 ax.plot(values, accuracies, "o", alpha=0.8)
                 if setting in log_scale:
                     ax.set_xscale("log")
+                swept = sorted(set(values))
+                if len(swept) <= 8:  # a grid: label its values, as they were written
+                    ax.set_xticks(swept, [f"{v:g}" for v in swept])
+                    ax.minorticks_off()
             else:
                 labels = sorted({str(v) for v in values})
                 ax.plot([labels.index(str(v)) for v in values], accuracies, "o", alpha=0.8)

@@ -98,10 +98,9 @@ def _trial(params: dict, base: dict, trials_dir: str) -> None:
                 tune.report({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
 
     run_dir = Path(trials_dir) / tune.get_context().get_trial_id()
-    if (run_dir / rundir.MODEL).exists():  # trained before the driver died
-        pass
-    elif (run_dir / rundir.CONFIG).exists():  # its node died, or the driver: carry on
-        training.resume(run_dir, [Report()], verbose=0, test=False)
+    if (run_dir / rundir.CONFIG).exists():  # started before its node or the driver died
+        if not (run_dir / rundir.MODEL).exists():  # (else it finished: just say so again)
+            training.resume(run_dir, [Report()], verbose=0, test=False)
     else:
         config = training.TrainConfig(**{**base, **params, "verbose": 0})
         training.train(config, [Report()], run_dir=run_dir, test=False)
