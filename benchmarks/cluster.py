@@ -1,7 +1,9 @@
 """What a Ray cluster buys: the same sweep on one worker node and on two, and against a loop.
 
 A real cluster on this machine (tests/ray_cluster.py: a real GCS and raylets on 127.0.0.1,
-a head that only schedules, worker nodes of one CPU each). Every figure is the whole
+a head that only schedules, worker nodes of one CPU each, each held to a core of its own:
+unpinned, a "1-CPU" node also borrows the idle core beside it, for TensorFlow's input
+pipeline and its other threads, which flatters the one-node run). Every figure is the whole
 command, `mnist-cnn ...` in a fresh process, as a user runs it:
 
 - the sweep: 8 trials (`conv28-dense128 --limit N --epochs E`, learning rate x batch size,
@@ -85,7 +87,7 @@ def main() -> None:
     for round_ in range(args.repeats):  # the sweeps, the figures that decide the speed-up
         print(f"round {round_ + 1} of {args.repeats}", file=sys.stderr, flush=True)
         for nodes in (1, 2):
-            cluster = RayCluster(workers=nodes)
+            cluster = RayCluster(workers=nodes, pin=True)
             try:
                 where = ["--address", cluster.address, "--out", str(out / f"r{round_}n{nodes}")]
                 wall, summary = timed(*sweep, *where)

@@ -30,7 +30,10 @@ def loopback_env() -> None:
 class RayCluster:
     """A head that only schedules (no CPUs) and worker nodes of one CPU each."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, pin: bool = False):
+        """`pin`: hold each worker node to a core of its own (node i to core i), so that a
+        node of one CPU uses one, not the idle cores beside it (benchmarks)."""
+        self.pin = pin
         loopback_env()
         from ray.cluster_utils import Cluster
 
@@ -48,9 +51,14 @@ class RayCluster:
         self.cluster.wait_for_nodes()
 
     def add_worker(self):
-        return self.cluster.add_node(
+        node = self.cluster.add_node(
             num_cpus=1, node_ip_address="127.0.0.1", object_store_memory=OBJECT_STORE_BYTES
         )
+        if self.pin:
+            core = len(self.cluster.worker_nodes) - 1
+            for raylet in node.all_processes["raylet"]:
+                _pin_tree(raylet.process.pid, {core % os.cpu_count()})
+        return node
 
     def raylet_pids(self) -> set[int]:
         return {
@@ -66,6 +74,27 @@ class RayCluster:
 
     def stop(self) -> None:
         self.cluster.shutdown()
+
+
+def _pin_tree(pid: int, cores: set[int]) -> None:
+    """Every thread of a process and of its descendants onto `cores`; the processes it
+    starts later inherit it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                children.setdefault(parent_of(int(entry.name)), []).append(int(entry.name))
+            except OSError:
+                continue
+    todo = [pid]
+    while todo:
+        process = todo.pop()
+        todo += children.get(process, [])
+        for task in Path(f"/proc/{process}/task").glob("*"):
+            try:
+                os.sched_setaffinity(int(task.name), cores)
+            except OSError:
+                continue
 
 
 def parent_of(pid: int) -> int:

@@ -390,8 +390,8 @@ def _ray_first(address: str | None) -> None:
     """A missing extra or an address that does not answer: one line now, before Keras loads."""
     from . import cluster
 
-    cluster.import_ray()
     address = cluster.address_or_default(address)
+    cluster.import_ray(embedded=address is None)
     if address:
         cluster.probe(address)
 

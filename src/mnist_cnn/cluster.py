@@ -28,12 +28,13 @@ from . import datasets
 INSTALL = "pip install 'mnist-cnn[cluster]'"
 ADDRESS_ENV = "RAY_ADDRESS"
 LOOPBACK = "127.0.0.1"
-# Keep Ray on the addresses it is given, and quiet.
-RAY_ENV = {
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+RAY_ENV = {  # quiet, and no usage reports (yours to switch back on)
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_AIR_NEW_OUTPUT": "0",  # Tune's older reporter, which verbose=0 silences
 }
+# An embedded Ray binds and talks to 127.0.0.1 only: without this, Ray swaps 127.0.0.1 for
+# the machine's own address. Not for a real cluster, whose nodes must reach the driver.
+LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 PROBE_TIMEOUT_S = 5
 NODE_CHECK_TIMEOUT_S = 300  # a node may download the dataset into its cache
 PREDICT_BATCH = 1024  # digits per map_batches call, as inference.BATCH
@@ -43,9 +44,10 @@ class ClusterError(Exception):
     """Ray missing, an address that does not answer, or a node that cannot take part."""
 
 
-def import_ray():
-    """Ray, with our environment set; or one line saying how to install it."""
-    for key, value in RAY_ENV.items():
+def import_ray(embedded: bool = False):
+    """Ray, with our environment set (read when Ray is first imported: say `embedded` then,
+    for a Ray of our own on this machine); or one line saying how to install it."""
+    for key, value in {**RAY_ENV, **(LOOPBACK_ONLY if embedded else {})}.items():
         os.environ.setdefault(key, value)
     try:
         import ray
@@ -115,8 +117,8 @@ def connected(address: str | None, cpus_per_task: int = 1) -> Iterator[Cluster]:
     The embedded Ray has as many CPUs as this machine, so one trial runs per core, and
     binds to 127.0.0.1 only, without a dashboard.
     """
-    ray = import_ray()
     address = address_or_default(address)
+    ray = import_ray(embedded=address is None)
     options = {
         "runtime_env": {"env_vars": worker_env(cpus_per_task)},
         "logging_level": logging.ERROR,
