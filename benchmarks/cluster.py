@@ -110,6 +110,21 @@ def main() -> None:
     wall, summary = timed(*ensemble, "--out", str(out / "local"))
     note("ensemble, no Ray", wall, fit_seconds(summary["run_dir"]))
 
+    print_tables(rows, args, len(pairs))
+
+
+LABELS = {
+    "sweep, 1 node(s)": "`mnist-cnn sweep --address`, 1 node",
+    "sweep, 2 node(s)": "`mnist-cnn sweep --address`, 2 nodes",
+    "train loop": "`mnist-cnn train` x 8 in a loop (no Ray, 2 cores)",
+    "ensemble, no Ray": "`train --ensemble 2` (no Ray, 2 cores)",
+    "ensemble, 1 node(s)": "`train --ensemble 2 --address`, 1 node",
+    "ensemble, 2 node(s)": "`train --ensemble 2 --address`, 2 nodes",
+}
+
+
+def print_tables(rows: dict, args, runs: int) -> None:
+    """The Markdown tables, from each measurement's (wall, fit seconds) per round."""
     median = {what: statistics.median(w for w, _ in v) for what, v in rows.items()}
     fits = {what: statistics.median(f for _, f in v) for what, v in rows.items()}
     print(
@@ -123,19 +138,13 @@ def main() -> None:
     for what in ("sweep, 1 node(s)", "sweep, 2 node(s)", "train loop"):
         speedup = median["sweep, 1 node(s)"] / median[what]
         at_once = 2 if what == "sweep, 2 node(s)" else 1
-        overhead = (median[what] * at_once - fits[what]) / len(pairs)
-        label = {"train loop": "`mnist-cnn train` x 8 in a loop (no Ray, 2 cores)"}.get(
-            what, f"`mnist-cnn sweep --address`, {what.split(', ')[1]}"
-        )
-        print(f"| {label} | {median[what]:.1f} | {speedup:.2f}x | {fits[what]:.1f} | "
+        overhead = (median[what] * at_once - fits[what]) / runs
+        print(f"| {LABELS[what]} | {median[what]:.1f} | {speedup:.2f}x | {fits[what]:.1f} | "
               f"{overhead:.1f} |")  # fmt: skip
     print("\n| 2-member ensemble | wall s | fit s (sum) |")
     print("| --- | ---: | ---: |")
     for what in ("ensemble, no Ray", "ensemble, 1 node(s)", "ensemble, 2 node(s)"):
-        label = {"ensemble, no Ray": "`train --ensemble 2` (no Ray, 2 cores)"}.get(
-            what, f"`train --ensemble 2 --address`, {what.split(', ')[1]}"
-        )
-        print(f"| {label} | {median[what]:.1f} | {fits[what]:.1f} |")
+        print(f"| {LABELS[what]} | {median[what]:.1f} | {fits[what]:.1f} |")
 
 
 if __name__ == "__main__":
