@@ -54,6 +54,17 @@ def _start_sweep(*args: str) -> subprocess.Popen:
     )
 
 
+def run_side_by_side(*commands: list[str]) -> list[subprocess.CompletedProcess]:
+    """Run commands at the same time; their CompletedProcesses, in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(command):
+        return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
+
+    with ThreadPoolExecutor(len(commands)) as pool:
+        return list(pool.map(run, commands))
+
+
 def _wait_for(condition, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -163,13 +174,17 @@ def test_a_trial_on_a_killed_node_carries_on_from_its_last_epoch(ray_cluster, tm
 
 def test_an_ensemble_trained_across_the_cluster_equals_the_local_one(ray_cluster, tmp_path):
     args = [
-        "train", MODEL, "--limit", "1000", "--epochs", "1", "--ensemble", "2", "--seed", "5",
+        "train", MODEL, "--limit", "600", "--epochs", "1", "--ensemble", "2", "--seed", "5",
         "--json",
     ]  # fmt: skip
-    spread = run_cli(*args, "--address", ray_cluster.address, "--out", str(tmp_path / "ray"))
+    # Side by side (each command mostly starts up). The local one with one thread, as each
+    # member's task has: TensorFlow's sums then run in the same order.
+    one_thread = ["env", "TF_NUM_INTRAOP_THREADS=1", COMMAND]
+    spread, local = run_side_by_side(
+        [COMMAND, *args, "--address", ray_cluster.address, "--out", str(tmp_path / "ray")],
+        [*one_thread, *args, "--out", str(tmp_path / "local")],
+    )
     assert spread.returncode == 0, spread.stderr[-3000:]
-    # One thread, as each member's task has: TensorFlow's sums then run in the same order.
-    local = run_cli(*args, "--out", str(tmp_path / "local"), env={"TF_NUM_INTRAOP_THREADS": "1"})
     assert local.returncode == 0, local.stderr[-3000:]
     spread, local = last_json(spread.stdout), last_json(local.stdout)
     assert spread["ensemble"] == local["ensemble"] == 2
@@ -213,7 +228,7 @@ def test_predicting_a_folder_across_the_cluster_gives_the_local_answers(
 def test_a_sweep_without_an_address_runs_on_an_embedded_ray(tmp_path):
     env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
     result = subprocess.run(
-        [COMMAND, "sweep", MODEL, "--limit", "1000", "--epochs", "1",
+        [COMMAND, "sweep", MODEL, "--limit", "500", "--epochs", "1",
          "--set", "learning-rate=0.001,0.003", "--out", str(tmp_path), "--json"],
         capture_output=True, text=True, env=env, timeout=TIMEOUT,
     )  # fmt: skip
@@ -223,26 +238,25 @@ def test_a_sweep_without_an_address_runs_on_an_embedded_ray(tmp_path):
     assert 0.5 < summary["selected"]["test_accuracy"] <= 1
 
 
-def test_a_wrong_address_or_no_ray_is_one_line_and_leaves_nothing(tmp_path):
+def test_a_wrong_address_or_no_ray_is_one_line_and_leaves_nothing(ray_cluster, tmp_path):
     loopback_env()
     from conftest import free_port
 
-    sweep = ["sweep", MODEL, "--set", "epochs=1,2", "--out", str(tmp_path)]
-    refused = run_cli(*sweep, "--address", f"127.0.0.1:{free_port()}")
-    assert_one_line_error(refused, "no Ray cluster answers at 127.0.0.1:", "ray start --head")
-    garbled = run_cli(*sweep, "--address", "not-an-address")
-    assert_one_line_error(garbled, "is not a Ray address")
-    without_ray = subprocess.run(
-        [sys.executable, "-c",
-         "import sys; sys.modules['ray'] = None; from mnist_cnn.cli import main; "
-         "sys.exit(main(sys.argv[1:]))", *sweep],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert_one_line_error(without_ray, "pip install 'mnist-cnn[cluster]'")
-    assert list(tmp_path.iterdir()) == []
-    # A node that cannot find the dataset is named before any sweep folder is made.
+    sweep = [COMMAND, "sweep", MODEL, "--set", "epochs=1,2", "--out", str(tmp_path)]
     empty = tmp_path.parent / "no-data-here"
     empty.mkdir(exist_ok=True)
-    no_data = run_cli(*sweep, "--data-dir", str(empty), env={"MNIST_CNN_OFFLINE": "1"})
+    refused, garbled, without_ray, no_data = run_side_by_side(
+        [*sweep, "--address", f"127.0.0.1:{free_port()}"],
+        [*sweep, "--address", "not-an-address"],
+        [sys.executable, "-c",
+         "import sys; sys.modules['ray'] = None; from mnist_cnn.cli import main; "
+         "sys.exit(main(sys.argv[1:]))", *sweep[1:]],
+        # a node that cannot find the dataset is named before any sweep folder is made
+        ["env", "MNIST_CNN_OFFLINE=1", *sweep, "--data-dir", str(empty),
+         "--address", ray_cluster.address],
+    )  # fmt: skip
+    assert_one_line_error(refused, "no Ray cluster answers at 127.0.0.1:", "ray start --head")
+    assert_one_line_error(garbled, "is not a Ray address")
+    assert_one_line_error(without_ray, "pip install 'mnist-cnn[cluster]'")
     assert_one_line_error(no_data, "node 127.0.0.1", "is missing and downloads are off")
     assert list(tmp_path.iterdir()) == []
