@@ -28,13 +28,21 @@ def run_cli(*args: str, env: dict | None = None, cwd=None, timeout: int = 600):
     )
 
 
-def run_cli_side_by_side(commands: list[list[str]], at_once: int = 3) -> list:
-    """Run several commands at the same time (each spends most of its life importing), and
-    return their CompletedProcesses in order."""
+def run_side_by_side(commands: list[list[str]], at_once: int = 3, timeout: int = 600) -> list:
+    """Run several commands at the same time (each spends most of its life starting up),
+    and return their CompletedProcesses in order."""
     from concurrent.futures import ThreadPoolExecutor
 
+    def run(command):
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
     with ThreadPoolExecutor(at_once) as pool:
-        return list(pool.map(lambda args: run_cli(*args), commands))
+        return list(pool.map(run, commands))
+
+
+def run_cli_side_by_side(commands: list[list[str]], at_once: int = 3) -> list:
+    """`mnist-cnn ARGS...` for each list of arguments, at the same time."""
+    return run_side_by_side([[COMMAND, *args] for args in commands], at_once)
 
 
 def assert_one_line_error(result, *needles: str, code: int = 2) -> None:

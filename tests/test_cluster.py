@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import COMMAND, assert_one_line_error, last_json, run_cli
+from conftest import COMMAND, assert_one_line_error, last_json, run_cli, run_side_by_side
 from ray_cluster import (
     RayCluster,
     loopback_env,
@@ -52,17 +52,6 @@ def _start_sweep(*args: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def run_side_by_side(*commands: list[str]) -> list[subprocess.CompletedProcess]:
-    """Run commands at the same time; their CompletedProcesses, in order."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def run(command):
-        return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
-
-    with ThreadPoolExecutor(len(commands)) as pool:
-        return list(pool.map(run, commands))
 
 
 def _wait_for(condition, timeout: float, what: str):
@@ -181,8 +170,11 @@ def test_an_ensemble_trained_across_the_cluster_equals_the_local_one(ray_cluster
     # member's task has: TensorFlow's sums then run in the same order.
     one_thread = ["env", "TF_NUM_INTRAOP_THREADS=1", COMMAND]
     spread, local = run_side_by_side(
-        [COMMAND, *args, "--address", ray_cluster.address, "--out", str(tmp_path / "ray")],
-        [*one_thread, *args, "--out", str(tmp_path / "local")],
+        [
+            [COMMAND, *args, "--address", ray_cluster.address, "--out", str(tmp_path / "ray")],
+            [*one_thread, *args, "--out", str(tmp_path / "local")],
+        ],
+        timeout=TIMEOUT,
     )
     assert spread.returncode == 0, spread.stderr[-3000:]
     assert local.returncode == 0, local.stderr[-3000:]
@@ -245,7 +237,7 @@ def test_a_wrong_address_or_no_ray_is_one_line_and_leaves_nothing(ray_cluster, t
     sweep = [COMMAND, "sweep", MODEL, "--set", "epochs=1,2", "--out", str(tmp_path)]
     empty = tmp_path.parent / "no-data-here"
     empty.mkdir(exist_ok=True)
-    refused, garbled, without_ray, no_data = run_side_by_side(
+    refused, garbled, without_ray, no_data = run_side_by_side([
         [*sweep, "--address", f"127.0.0.1:{free_port()}"],
         [*sweep, "--address", "not-an-address"],
         [sys.executable, "-c",
@@ -254,7 +246,7 @@ def test_a_wrong_address_or_no_ray_is_one_line_and_leaves_nothing(ray_cluster, t
         # a node that cannot find the dataset is named before any sweep folder is made
         ["env", "MNIST_CNN_OFFLINE=1", *sweep, "--data-dir", str(empty),
          "--address", ray_cluster.address],
-    )  # fmt: skip
+    ], at_once=4, timeout=TIMEOUT)  # fmt: skip
     assert_one_line_error(refused, "no Ray cluster answers at 127.0.0.1:", "ray start --head")
     assert_one_line_error(garbled, "is not a Ray address")
     assert_one_line_error(without_ray, "pip install 'mnist-cnn[cluster]'")

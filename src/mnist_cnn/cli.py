@@ -238,11 +238,16 @@ def _train_fields(args) -> dict:
     }
 
 
-def cmd_train(args) -> None:
+def _given_train_flags(args) -> list[str]:
+    """The train flags given on the command line (which --resume refuses)."""
     from .settings import RECIPE_FIELDS, flag
 
     given = [flag(field) for field in RECIPE_FIELDS if getattr(args, field) is not None]
-    given += [name for name, field in RUN_FLAGS.items() if getattr(args, field) is not None]
+    return given + [name for name, field in RUN_FLAGS.items() if getattr(args, field) is not None]
+
+
+def cmd_train(args) -> None:
+    given = _given_train_flags(args)
     if args.resume and (args.model or given):
         raise UsageError(
             "--resume continues a run with its own settings; give no model or "
@@ -399,13 +404,11 @@ def _ray_first(address: str | None) -> None:
 def cmd_sweep(args) -> None:
     _ray_first(args.address)
     from . import sweep
-    from .settings import RECIPE_FIELDS, flag
 
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
     try:
         if args.resume:
-            given = [flag(f) for f in RECIPE_FIELDS if getattr(args, f) is not None]
-            given += [name for name, f in RUN_FLAGS.items() if getattr(args, f) is not None]
+            given = _given_train_flags(args)
             given += ["--set"] * bool(args.set) + ["NAME"] * bool(args.model)
             if given:
                 raise UsageError(

@@ -37,7 +37,6 @@ RAY_ENV = {  # quiet, and no usage reports (yours to switch back on)
 LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 PROBE_TIMEOUT_S = 5
 NODE_CHECK_TIMEOUT_S = 300  # a node may download the dataset into its cache
-PREDICT_BATCH = 1024  # digits per map_batches call, as inference.BATCH
 
 
 class ClusterError(Exception):
@@ -248,12 +247,9 @@ class _Reader:
     """A Ray Data actor: one Classifier, loaded once, reading batches of image files."""
 
     def __init__(self, model: str, threads: int):
-        from .backend import import_keras
         from .inference import Classifier
 
-        if not model.endswith(".onnx"):
-            import_keras()
-        self.classifier = Classifier(model, threads=threads)
+        self.classifier = Classifier(model, threads=threads)  # (it imports Keras if need be)
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
@@ -278,6 +274,8 @@ def read_files(model: Path, files: list[Path], cpus: int = 1) -> list[tuple]:
     One actor per `cpus` CPUs, each with its own Classifier (Keras or ONNX). Returns, in
     the order of `files`, (probabilities, "") or (None, the reason it could not be read).
     """
+    from .inference import BATCH
+
     ray = import_ray()
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
@@ -289,7 +287,7 @@ def read_files(model: Path, files: list[Path], cpus: int = 1) -> list[tuple]:
         .map_batches(
             _Reader,
             fn_constructor_args=(str(Path(model).resolve()), cpus),
-            batch_size=PREDICT_BATCH,
+            batch_size=BATCH,  # the batches a local predict runs
             num_cpus=cpus,
             concurrency=actors,
         )

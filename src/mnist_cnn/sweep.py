@@ -375,7 +375,7 @@ def _trials(grid, plan: Plan, sweep_dir: Path, interrupted: bool) -> list[dict]:
         run_dir = sweep_dir / TRIALS / trial_id
         history_file = run_dir / rundir.HISTORY
         history = rundir.read_history(history_file) if history_file.exists() else []
-        chosen = _chosen(history, run_dir) if history else {}
+        chosen = _chosen(history, run_dir)
         if result.error is not None:
             status = ERROR
         elif (run_dir / rundir.MODEL).exists():
