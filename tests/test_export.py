@@ -39,7 +39,7 @@ def test_export_passes_its_parity_check(exports, fast_run, fmt):
     expected = {"onnx": "model.onnx", "saved_model": "saved_model", "tflite": "model.tflite"}
     assert Path(report["path"]) == Path(fast_run) / expected[fmt]
     assert Path(report["path"]).exists()
-    # fast trains in mixed bfloat16; the export is its float32 twin, and says how far apart
+    # the export is the model's float32 twin (best trains in mixed bfloat16) and says how far apart
     assert parity["trained_max_difference"] < 0.02 and parity["trained_disagreements"] <= 2
 
 
@@ -50,7 +50,7 @@ def test_onnx_classifier_agrees_with_keras(exports, fast_run, mnist):
     assert onnx.model is None  # ONNX Runtime, not Keras
     assert onnx.temperature == keras_model.temperature  # the run's calibration applies too
     a, b = onnx.probabilities(x_test), keras_model.probabilities(x_test)
-    assert (a.argmax(1) != b.argmax(1)).sum() <= 5  # float32 against mixed bfloat16
+    assert (a.argmax(1) != b.argmax(1)).sum() <= 5  # two runtimes' float32 round-off
     assert (a.argmax(1) == y_test).mean() >= 0.985
 
 

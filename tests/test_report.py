@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ def test_train_writes_a_complete_report(trained_run, open_page):
     page = open_page(run / REPORT)
 
     images = page.evaluate(ALL_IMAGES_LOADED)
-    assert len(images) == 8  # curves, confusion, pairs, mistakes, samples, reliability, 2 inside
+    assert len(images) == 7  # curves, pairs, mistakes, samples, reliability, 2 inside the network
     assert all(img["done"] and img["width"] > 0 for img in images), images
 
     for key, title in SECTIONS.items():
@@ -47,11 +48,23 @@ def test_train_writes_a_complete_report(trained_run, open_page):
     assert float(shown.get_attribute("data-value")) == metrics["test_accuracy"]
     assert shown.text_content() == f"{metrics['test_accuracy']:.2%}"
 
+    # the curves are drawn from steps.csv: every row of it a point
+    steps = (run / "steps.csv").read_text().splitlines()[1:]
+    assert page.locator("section#curves #curve-points").text_content() == str(len(steps))
+    assert len(steps) >= 20
+
     cells = page.locator("#confusion-table td span").all_text_contents()
     assert len(cells) == 100
     assert sum(int(c) for c in cells) == 10_000
     diagonal = page.locator("#confusion-table .diagonal").all_text_contents()
     assert sum(int(c) for c in diagonal) == 10_000 - metrics["errors"]
+    # coloured by count: the largest dark blue, none white
+    colour = "(el) => getComputedStyle(el).backgroundColor"
+    largest = max(map(max, metrics["confusion_matrix"]))
+    cell = page.locator("#confusion-table td span", has_text=re.compile(f"^{largest}$")).first
+    assert cell.evaluate(colour) == "rgb(8, 48, 107)"
+    none = page.locator("#confusion-table td span", has_text=re.compile("^0$")).first
+    assert none.evaluate(colour) == "rgb(247, 251, 255)"
 
     per_class = page.locator("section#per-class tr")
     assert per_class.count() == 11  # a header and ten digits

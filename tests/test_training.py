@@ -59,6 +59,37 @@ def test_run_directory_is_complete(trained_run):
     assert sum(row["support"] for row in metrics["per_class"]) == 10_000
 
 
+def test_steps_csv_records_training_every_few_steps(trained_run):
+    """Loss and accuracy every few steps; each row the mean over the steps since the last,
+    so the rows of an epoch, weighted by their steps, give back the epoch's own figures."""
+    run = Path(trained_run["run_dir"])
+    steps = rundir.read_history(run / rundir.STEPS)
+    history = rundir.read_history(run / rundir.HISTORY)
+    config = json.loads((run / rundir.CONFIG).read_text())["settings"]
+    per_epoch = -(-int(6000 * (1 - config["validation_split"])) // config["batch_size"])
+    assert list(steps[0]) == ["step", "epoch", "loss", "accuracy"]
+    assert len(steps) >= 20
+    assert [row["step"] for row in steps] == sorted({row["step"] for row in steps})
+    assert {row["epoch"] for row in steps} == {1, 2}
+    for epoch in history:
+        rows = [row for row in steps if row["epoch"] == epoch["epoch"]]
+        assert rows[-1]["step"] == epoch["epoch"] * per_epoch
+        before = [(epoch["epoch"] - 1) * per_epoch] + [row["step"] for row in rows[:-1]]
+        spans = [row["step"] - start for row, start in zip(rows, before, strict=True)]
+        for metric in ("loss", "accuracy"):
+            mean = sum(r[metric] * n for r, n in zip(rows, spans, strict=True)) / per_epoch
+            assert mean == pytest.approx(epoch[metric], rel=0.02), metric
+    assert steps[-1]["loss"] < steps[0]["loss"] / 3  # it learned
+
+
+def test_fast_records_a_curve_for_its_one_epoch(fast_run):
+    steps = rundir.read_history(Path(fast_run) / rundir.STEPS)
+    assert len(steps) >= 20 and {row["epoch"] for row in steps} == {1}
+    timings = json.loads((Path(fast_run) / rundir.TIMINGS).read_text())
+    assert set(timings["phases"]) >= {"data", "fit", "evaluation", "pictures", "report"}
+    assert timings["finished_at"] - timings["started_at"] >= sum(timings["phases"].values())
+
+
 def test_saved_model_reproduces_the_metrics(trained_run, mnist):
     from mnist_cnn import evaluation
 

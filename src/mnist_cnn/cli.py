@@ -122,7 +122,7 @@ def _print_skipped(skipped: list[tuple[str, str]]) -> None:
 def cmd_data_show(args) -> None:
     import numpy as np
 
-    from . import plots
+    from . import pictures
 
     (x_train, y_train), (x_test, y_test) = datasets.load_dataset(args.dataset, args.data_dir)
     images, labels = (x_train, y_train) if args.split == "train" else (x_test, y_test)
@@ -130,7 +130,7 @@ def cmd_data_show(args) -> None:
         raise UsageError(f"{args.dataset} has no {args.split} images")
     picks = np.random.default_rng(args.seed).choice(len(images), min(16, len(images)), False)
     out = Path(args.out)
-    plots.sample_grid(images[picks], labels[picks], out, datasets.class_names(args.dataset))
+    pictures.sample_grid(images[picks], labels[picks], out, datasets.class_names(args.dataset))
     if args.json:
         _print_json({"path": str(out), "indices": picks.tolist()})
     else:
@@ -144,14 +144,11 @@ def cmd_models(args) -> None:
     if args.name or args.arch is not None:
         _show_network(args)
         return
-    _keras()
-    from . import catalogue
+    from . import catalogue  # the listing is data: no Keras (answers in a fraction of a second)
 
-    rows = []
-    for entry in catalogue.ENTRIES.values():
-        row = entry.describe()
-        row["parameters"] = entry.build().count_params()
-        rows.append(row)
+    rows = [
+        {**entry.describe(), "parameters": entry.parameters} for entry in catalogue.ENTRIES.values()
+    ]
     if args.json:
         _print_json(rows)
         return
@@ -612,7 +609,7 @@ class PartialFailure(Exception):
 
 
 def _predict_test_digits(args) -> None:
-    from . import plots
+    from . import pictures
     from .inference import Classifier
 
     classifier = Classifier(args.model)
@@ -625,7 +622,9 @@ def _predict_test_digits(args) -> None:
     for index, probs in zip(args.index, probabilities, strict=True):
         digit = int(probs.argmax())
         path = out / f"test-{index}.png"
-        plots.digit_prediction(x_test[index], digit, float(probs[digit]), path, int(y_test[index]))
+        pictures.digit_prediction(
+            x_test[index], digit, float(probs[digit]), path, int(y_test[index])
+        )
         result = {
             "index": index,
             "label": int(y_test[index]),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets, evaluation, plots, rundir
+from . import datasets, evaluation, pictures, plots, rundir
 from .atomic import atomic_write_text
 from .inference import Classifier
 from .report import STYLE, embedded_png
@@ -142,7 +142,9 @@ def _page(comparison: Comparison, histories: dict, x_test: np.ndarray) -> str:
         gallery = (
             f"<p>{comparison.disagreements} test digits get different answers; the first "
             f"{len(titles)}: {legend}.</p>"
-            + embedded_png(plots.disagreements(images, titles), "digits on which the runs disagree")
+            + embedded_png(
+                pictures.disagreements(images, titles), "digits on which the runs disagree"
+            )
         )
     else:
         gallery = "<p>The runs agree on every test digit.</p>"

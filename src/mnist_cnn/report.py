@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets, evaluation, plots, rundir
+from . import datasets, evaluation, pictures, plots, rundir
 from .atomic import atomic_write_text
 from .backend import import_keras, versions
 from .ensemble import members_of
@@ -54,6 +54,8 @@ th:first-child, td:first-child { text-align: left; }
 img { max-width: 100%; height: auto; }
 .side { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
 #confusion-table .diagonal { font-weight: 700; }
+#confusion-table td { padding: 0; } #confusion-table td:first-child { padding: 3px 10px; }
+#confusion-table span { display: block; min-width: 3.2em; padding: 6px 4px; text-align: center; }
 table.kv td { text-align: left; }
 """
 
@@ -91,19 +93,21 @@ def write_report_of(
     config = rundir.read_json(run / rundir.CONFIG)
     metrics = rundir.read_json(run / rundir.METRICS)
     history = rundir.read_history(run / rundir.HISTORY)
-    figures = _figures(config, metrics, history, model, test_set, probabilities)
+    steps_file = run / rundir.STEPS
+    steps = rundir.read_history(steps_file) if steps_file.exists() else []
+    figures = _figures(config, metrics, history, model, test_set, probabilities, steps)
     path = Path(out) if out else run / REPORT
     atomic_write_text(path, _render(run.name, config, metrics, figures))
     return path
 
 
-def _figures(config, metrics, history, model, test_set, probabilities) -> dict:
+def _figures(config, metrics, history, model, test_set, probabilities, steps=()) -> dict:
     """Every picture of the report, with what it needs to say beside it."""
     x_test, y_test = test_set
     predicted = probabilities.argmax(axis=1)
     figures = {
-        "curves": plots.training_curves(history) if history else None,
-        "confusion": plots.confusion_heatmap(metrics["confusion_matrix"]),
+        "curves": plots.training_curves(history, steps=steps) if history else None,
+        "curves-note": _curves_note(history, steps),
         "samples": _sample_predictions(x_test, y_test, probabilities),
         "calibration": plots.reliability_diagram(
             evaluation.reliability_bins(probabilities, y_test),
@@ -111,22 +115,33 @@ def _figures(config, metrics, history, model, test_set, probabilities) -> dict:
         ),
     }
     pairs = evaluation.most_confused_pairs(metrics["confusion_matrix"], PAIRS)
-    figures["confused-pairs"] = plots.confused_pairs(
+    figures["confused-pairs"] = pictures.confused_pairs(
         pairs, [_examples(x_test, y_test, probabilities, t, p) for t, p, _ in pairs]
     )
     wrong = np.flatnonzero(predicted != y_test)
     worst = wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")][:GALLERY]
-    figures["misclassified"] = plots.misclassified(
+    figures["misclassified"] = pictures.misclassified(
         x_test[worst], y_test[worst], probabilities[worst]
     )
     figures.update(_inside_the_network(model, x_test[0]))
     return figures
 
 
+def _curves_note(history, steps) -> str:
+    epochs = len({(row.get("member"), row["epoch"]) for row in history})
+    if not steps:
+        return f"Training and validation at the end of each of {epochs} epoch(s)."
+    return (
+        f"Training loss and accuracy at <span id='curve-points'>{len(steps)}</span> points "
+        f"(steps.csv: the mean over the steps since the point before), validation at the end "
+        f"of each of {epochs} epoch(s)."
+    )
+
+
 def _sample_predictions(x_test, y_test, probabilities) -> bytes:
     shown = min(SAMPLES, len(x_test))
     picks = np.random.default_rng(SAMPLE_SEED).choice(len(x_test), shown, replace=False)
-    return plots.prediction_grid(x_test[picks], y_test[picks], probabilities[picks], columns=8)
+    return pictures.prediction_grid(x_test[picks], y_test[picks], probabilities[picks], columns=8)
 
 
 def _examples(x_test, y_test, probabilities, true: int, predicted: int) -> list[np.ndarray]:
@@ -152,7 +167,22 @@ def _inside_the_network(model, digit: np.ndarray) -> dict[str, bytes]:
         for layer, out in zip(convolutions, outputs, strict=True)
     ]
     kernel = np.asarray(keras.ops.convert_to_numpy(convolutions[0].kernel), dtype=np.float32)
-    return {"filters": plots.filters(kernel), "feature-maps": plots.feature_maps(digit, maps)}
+    kernel = _unfolded(kernel, tuple(convolutions[0].input.shape[1:]), network.input_shape[1:])
+    return {
+        "filters": pictures.filters(kernel),
+        "feature-maps": pictures.feature_maps(digit, maps),
+    }
+
+
+def _unfolded(kernel: np.ndarray, seen: tuple, given: tuple) -> np.ndarray:
+    """A first convolution behind a space-to-depth fold (fast's) as the filter it is on the
+    digit: (k, k, b*b, n) on (28/b, 28/b, b*b) becomes (k*b, k*b, 1, n)."""
+    block = int(round((seen[-1] / given[-1]) ** 0.5)) if len(seen) == len(given) == 3 else 1
+    if block == 1 or seen[0] * block != given[0] or kernel.shape[2] != block * block:
+        return kernel
+    size, count = kernel.shape[0], kernel.shape[-1]
+    split = kernel.reshape(size, size, block, block, count)  # channel = dy * block + dx
+    return split.transpose(0, 2, 1, 3, 4).reshape(size * block, size * block, 1, count)
 
 
 def embedded_png(png: bytes, alt: str) -> str:
@@ -216,10 +246,16 @@ def _render(title: str, config, metrics, figures) -> str:
         for row in metrics["per_class"]
     ]
     matrix = metrics["confusion_matrix"]
+    largest = max(max(row) for row in matrix)
+
+    def cell(t: int, p: int, n: int) -> str:
+        red, green, blue = pictures.count_colour(n, largest)
+        ink = "#fff" if red + green + blue < 3 * 140 else "#1b1b1b"
+        style = f"background: rgb({red}, {green}, {blue}); color: {ink}"
+        return f'<span class="{"diagonal" if t == p else ""}" style="{style}">{n}</span>'
+
     confusion_rows = [
-        [f"<b>{t}</b>"]
-        + [f'<span class="{"diagonal" if t == p else ""}">{n}</span>' for p, n in enumerate(row)]
-        for t, row in enumerate(matrix)
+        [f"<b>{t}</b>"] + [cell(t, p, n) for p, n in enumerate(row)] for t, row in enumerate(matrix)
     ]
     pair_rows = [(f"{t} → {p}", f"{n}") for t, p, n in pairs]
 
@@ -227,7 +263,10 @@ def _render(title: str, config, metrics, figures) -> str:
         "summary": table(summary_rows, attributes=' class="kv"')
         + "<h3>Every setting</h3>"
         + table(settings_rows, attributes=' class="kv"'),
-        "curves": embedded_png(figures["curves"], "accuracy and loss per epoch")
+        "curves": f"<p class='muted'>{figures['curves-note']}</p>"
+        + embedded_png(
+            figures["curves"], "accuracy and loss: every few steps, validation at each epoch's end"
+        )
         if figures["curves"]
         else "<p>No training history: this model was trained elsewhere.</p>",
         "metrics": (
@@ -235,10 +274,11 @@ def _render(title: str, config, metrics, figures) -> str:
             f"{accuracy:.2%}</span> test accuracy · {metrics['errors']} wrong of "
             f"{metrics['test_samples']:,} · test loss {metrics['test_loss']:.4f}</p>"
         ),
-        "confusion": '<div class="side">'
-        + embedded_png(figures["confusion"], "confusion matrix heatmap")
-        + table(confusion_rows, ["true \\ predicted", *range(len(matrix))], ' id="confusion-table"')
-        + "</div>",
+        "confusion": "<p class='muted'>Test digits by true class (rows) and answer "
+        "(columns), coloured by count on a log scale.</p>"
+        + table(
+            confusion_rows, ["true \\ predicted", *range(len(matrix))], ' id="confusion-table"'
+        ),
         "per-class": table(per_class, ["class", "precision", "recall", "F1", "support"]),
         "confused-pairs": '<div class="side">'
         + table(pair_rows, ["true → predicted", "count"])

@@ -3,9 +3,12 @@
 runs/NAME-YYYYmmdd-HHMMSS/
     config.json   every setting, the seed, versions
     history.csv   one row per epoch
+    steps.csv     training loss and accuracy every few steps
     model.keras   the trained model
     metrics.json  test metrics and the confusion matrix
     plots/*.png   the pictures
+    report.html   all of it on one page
+    timings.json  where the command's time went
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from .datasets import sha256_of
 
 CONFIG = "config.json"
 HISTORY = "history.csv"
+STEPS = "steps.csv"
+TIMINGS = "timings.json"
 MODEL = "model.keras"
 METRICS = "metrics.json"
 CALIBRATION = "calibration.json"
@@ -115,8 +120,11 @@ def read_json(path: str | os.PathLike) -> dict:
         raise RunError(f"{path} is not readable JSON ({exc}); the run is damaged") from None
 
 
+WHOLE_COLUMNS = ("member", "epoch", "step")
+
+
 def write_history(path: str | os.PathLike, rows: list[dict]) -> None:
-    """Write history.csv (one row per epoch) atomically."""
+    """Write history.csv (one row per epoch) or steps.csv atomically."""
     buffer = io.StringIO()
     fields = list(dict.fromkeys(key for row in rows for key in row))
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
@@ -128,7 +136,11 @@ def write_history(path: str | os.PathLike, rows: list[dict]) -> None:
 def read_history(path: str | os.PathLike) -> list[dict]:
     with Path(path).open(newline="") as f:
         return [
-            {key: float(value) if key != "epoch" else int(value) for key, value in row.items()}
+            {
+                key: int(value) if key in WHOLE_COLUMNS else float(value)
+                for key, value in row.items()
+                if value != ""
+            }
             for row in csv.DictReader(f)
         ]
 

@@ -17,12 +17,23 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import architecture, catalogue, checkpoints, datasets, evaluation, plots, report, rundir
+from . import (
+    architecture,
+    catalogue,
+    checkpoints,
+    datasets,
+    evaluation,
+    pictures,
+    plots,
+    report,
+    rundir,
+)
 from . import settings as recipe_settings
 from .atomic import atomic_write_json
 from .augmentation import RandomAffine
 from .backend import versions
 from .ensemble import ensemble_of
+from .stopwatch import Stopwatch
 
 PREVIEW_SAMPLES = 16
 MNIST_TRAIN = 60_000
@@ -140,21 +151,54 @@ def split_validation(x: np.ndarray, y: np.ndarray, fraction: float):
 
 
 class HistoryWriter(keras.callbacks.Callback):
-    """Rewrites history.csv after every epoch, with the epoch's wall time.
+    """Rewrites history.csv after every epoch, with the epoch's wall time, and steps.csv:
+    training loss and accuracy every few steps, so that a run of one epoch has curves too.
 
-    Rows are keyed by (member, epoch): an epoch run again after a resume replaces its row,
-    so the file always holds every epoch exactly once. An interrupted epoch is not written.
+    Rows are keyed by (member, epoch): an epoch run again after a resume replaces its rows,
+    so the files always hold every epoch exactly once. An interrupted epoch is not written.
     """
 
-    def __init__(self, path: Path, stop: checkpoints.StopRequest, rows: list[dict] = ()):
+    STEP_ROWS = 200  # steps.csv keeps about this many rows per member, however long the run
+
+    def __init__(
+        self,
+        path: Path,
+        stop: checkpoints.StopRequest,
+        rows: list[dict] = (),
+        steps_path: Path | None = None,
+        step_rows: list[dict] = (),
+    ):
         super().__init__()
         self.path = path
         self.stop = stop
         self.rows: list[dict] = list(rows)
+        self.steps_path = steps_path
+        done = {(r.get("member"), r["epoch"]) for r in self.rows}
+        self.step_rows = [r for r in step_rows if (r.get("member"), r["epoch"]) in done]
         self.member: int | None = None  # set while training an ensemble's members
+
+    def on_train_begin(self, logs=None):
+        steps, epochs = self.params.get("steps") or 1, self.params.get("epochs") or 1
+        self._every = max(1, steps * epochs // self.STEP_ROWS)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
+        self._epoch = epoch
+        self._epoch_steps: list[dict] = []
+        self._seen = (0, {})  # steps so far this epoch, and their metrics' running totals
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Keras's logs are this epoch's running means: their totals' difference since the
+        last row is the mean over just those steps."""
+        done, (before, totals) = batch + 1, self._seen
+        steps = self.params.get("steps") or done
+        if done - before < self._every and done < steps or not logs:
+            return
+        now = {k: float(logs[k]) * done for k in ("loss", "accuracy") if k in logs}
+        row = {"step": self._epoch * steps + done, "epoch": self._epoch + 1}
+        row.update({k: (v - totals.get(k, 0.0)) / (done - before) for k, v in now.items()})
+        self._epoch_steps.append(row if self.member is None else {"member": self.member, **row})
+        self._seen = (done, now)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.stop.requested:
@@ -163,15 +207,21 @@ class HistoryWriter(keras.callbacks.Callback):
         row["epoch"] = epoch + 1
         row.update({k: float(v) for k, v in (logs or {}).items()})
         row["seconds"] = time.perf_counter() - self._started
-        self.put(row)
+        self.put(row, self._epoch_steps)
+        if self.steps_path is not None:
+            rundir.write_history(self.steps_path, self.step_rows)
         rundir.write_history(self.path, self.rows)
 
-    def put(self, row: dict) -> None:
-        """Add an epoch's row, replacing the row of the same (member, epoch) if any."""
+    def put(self, row: dict, steps: list[dict] = ()) -> None:
+        """Add an epoch's row (and its steps), replacing those of the same (member, epoch)."""
         row = dict(row) if self.member is None else {**row, "member": self.member}
         key = (row.get("member"), row["epoch"])
         self.rows = [r for r in self.rows if (r.get("member"), r["epoch"]) != key] + [row]
         self.rows.sort(key=lambda r: (r.get("member", 0), r["epoch"]))
+        kept = [r for r in self.step_rows if (r.get("member"), r["epoch"]) != key]
+        self.step_rows = sorted(
+            kept + [dict(r) for r in steps], key=lambda r: (r.get("member", 0), r["step"])
+        )
 
     def member_rows(self, member: int | None) -> list[dict]:
         return [r for r in self.rows if r.get("member") == member]
@@ -307,10 +357,12 @@ def train(
     test set (a sweep's trial): `finish()` scores the run later, if it is the one chosen.
     `member_runner` trains an ensemble's members elsewhere, side by side.
     """
+    watch = Stopwatch()
     config = replace(config, dataset=datasets.dataset_name(config.dataset))  # folder: absolute
     entry = entry_of(config)
     settings = resolve_settings(config, entry)
-    data, about_data = _load(config)
+    with watch.phase("data"):
+        data, about_data = _load(config)
     if run_dir is None:
         run_dir = rundir.new_run_dir(config.out, entry.name)
     else:
@@ -328,7 +380,7 @@ def train(
         recorded["data"] = about_data
     atomic_write_json(run_dir / rundir.CONFIG, recorded)
     loaded = (data, about_data)
-    return _run(config, entry, settings, run_dir, loaded, callbacks, [], test, member_runner)
+    return _run(config, entry, settings, run_dir, loaded, callbacks, [], test, member_runner, watch)
 
 
 def resume(
@@ -346,8 +398,12 @@ def resume(
     config.verbose = verbose
     entry = entry_of(config)
     history = _history_of(run_dir)
-    loaded = _load(config)
-    return _run(config, entry, settings, run_dir, loaded, callbacks, history, test, member_runner)
+    watch = Stopwatch()
+    with watch.phase("data"):
+        loaded = _load(config)
+    return _run(
+        config, entry, settings, run_dir, loaded, callbacks, history, test, member_runner, watch
+    )
 
 
 def finish(run_dir: str | os.PathLike) -> RunResult:
@@ -364,12 +420,13 @@ def finish(run_dir: str | os.PathLike) -> RunResult:
     name = rundir.read_json(run_dir / rundir.CONFIG)["model"]
     result = RunResult(run_dir, name, settings["epochs"], {}, seconds, history, about_data)
     temperature = float(rundir.read_json(run_dir / rundir.CALIBRATION)["temperature"])
-    _test(result, model, config, settings, train_set, test_set, temperature)
+    _test(result, model, config, settings, train_set, test_set, temperature, Stopwatch())
     return result
 
 
-def _history_of(run_dir: Path) -> list[dict]:
-    history_file = run_dir / rundir.HISTORY
+def _history_of(run_dir: Path, name: str | Path = rundir.HISTORY) -> list[dict]:
+    """The rows of history.csv (or another file of the run's: `name`), if it was written."""
+    history_file = run_dir / name
     return rundir.read_history(history_file) if history_file.exists() else []
 
 
@@ -477,10 +534,12 @@ def _fit_members(
     if runner is not None and config.ensemble > 1:
         todo = [i for i in range(config.ensemble) if not _member_file(state, i).exists()]
         runner(state.parent, todo)
-        for index in todo:  # their epochs, as each member's own task wrote them
+        for index in todo:  # their epochs and steps, as each member's own task wrote them
+            writer.member = index + 1
+            steps = rundir.read_history(_member_file(state, index, ".steps.csv"))
             for row in rundir.read_history(_member_file(state, index, ".history.csv")):
-                writer.member = index + 1
-                writer.put(row)
+                writer.put(row, [r for r in steps if r["epoch"] == row["epoch"]])
+        rundir.write_history(writer.steps_path, writer.step_rows)
         rundir.write_history(writer.path, writer.rows)
         seconds = sum(r.get("seconds", 0.0) for r in writer.rows if r.get("member") - 1 in todo)
         return [rundir.load_model(_member_file(state, i)) for i in range(config.ensemble)], seconds
@@ -527,12 +586,17 @@ def fit_member(run_dir: str | os.PathLike, index: int) -> None:
     fit_data, validation_data, _ = _fit_split(settings, x_train, y_train)
     state = run_dir / checkpoints.CHECKPOINTS
     history_file = _member_file(state, index, ".history.csv")
+    steps_file = _member_file(state, index, ".steps.csv")
     if history_file.exists():
         done = rundir.read_history(history_file)
+        steps = _history_of(run_dir, steps_file)
     else:  # begun by a local run that was stopped, or not begun
         done = [row for row in _history_of(run_dir) if row.get("member") == index + 1]
+        steps = [
+            row for row in _history_of(run_dir, rundir.STEPS) if row.get("member") == index + 1
+        ]
     stop = checkpoints.StopRequest()
-    writer = HistoryWriter(history_file, stop, done)
+    writer = HistoryWriter(history_file, stop, done, steps_file, steps)
     writer.member = index + 1
     keras.utils.set_random_seed(config.seed + index)
     model, _ = fit_one(
@@ -558,18 +622,24 @@ def _run(
     history: list[dict],
     test: bool = True,
     runner: MemberRunner | None = None,
+    watch: Stopwatch | None = None,
 ) -> RunResult:
     """Fit every member (skipping those a resumed run finished), calibrate on the
     validation split, then (`test`) evaluate on the test set and write everything.
 
-    `loaded` is what `_load` returns: the data, and what was read of a folder dataset."""
+    `loaded` is what `_load` returns: the data, and what was read of a folder dataset.
+    `watch` times the phases, for timings.json."""
+    watch = watch or Stopwatch()
     ((x_train, y_train), test_set), about_data = loaded
-    fit_data, validation_data, validation = _fit_split(settings, x_train, y_train)
+    with watch.phase("data"):
+        fit_data, validation_data, validation = _fit_split(settings, x_train, y_train)
     stop = checkpoints.StopRequest()
-    writer = HistoryWriter(run_dir / rundir.HISTORY, stop, history)
+    steps = _history_of(run_dir, rundir.STEPS)
+    writer = HistoryWriter(run_dir / rundir.HISTORY, stop, history, run_dir / rundir.STEPS, steps)
     state = run_dir / checkpoints.CHECKPOINTS
     # Time spent in epochs before a resume counts too.
     train_seconds = sum(row.get("seconds", 0.0) for row in history)
+    fitting = time.perf_counter()
     try:
         members, seconds = _fit_members(
             config,
@@ -594,9 +664,12 @@ def _run(
         ) from None
     train_seconds += seconds
     shutil.rmtree(state, ignore_errors=True)
+    watch.add("fit", seconds)
+    watch.add("build, compile, save", time.perf_counter() - fitting - seconds)
 
-    calibration = calibrate(model, validation)
-    atomic_write_json(run_dir / rundir.CALIBRATION, calibration)
+    with watch.phase("calibration"):
+        calibration = calibrate(model, validation)
+        atomic_write_json(run_dir / rundir.CALIBRATION, calibration)
     result = RunResult(
         run_dir, entry.name, settings["epochs"], {}, train_seconds, writer.rows, about_data
     )
@@ -609,13 +682,16 @@ def _run(
             (x_train, y_train),
             test_set,
             calibration["temperature"],
+            watch,
         )
+    atomic_write_json(run_dir / rundir.TIMINGS, watch.record())
     return result
 
 
-def _test(result: RunResult, model, config, settings, train_set, test_set, temperature) -> None:
+def _test(result, model, config, settings, train_set, test_set, temperature, watch) -> None:
     """The test set, read once for this finished model: metrics.json, pictures, report."""
     x_test, y_test = test_set
+    evaluating = time.perf_counter()
     raw = evaluation.predict_probabilities(model, x_test)
     probabilities = evaluation.apply_temperature(raw, temperature)
     metrics = evaluation.evaluate(probabilities, y_test)
@@ -631,28 +707,33 @@ def _test(result: RunResult, model, config, settings, train_set, test_set, tempe
         parameters=int(model.count_params()),
     )
     atomic_write_json(result.run_dir / rundir.METRICS, metrics)
-    write_plots(
-        result.run_dir,
-        train_set,
-        test_set,
-        probabilities,
-        metrics,
-        result.history,
-        datasets.class_names(config.dataset),
-    )
-    report.write_report_of(result.run_dir, model, test_set, probabilities)
+    watch.add("evaluation", time.perf_counter() - evaluating)
+    with watch.phase("pictures"):
+        write_plots(
+            result.run_dir,
+            train_set,
+            test_set,
+            probabilities,
+            metrics,
+            result.history,
+            datasets.class_names(config.dataset),
+        )
+    with watch.phase("report"):
+        report.write_report_of(result.run_dir, model, test_set, probabilities)
     result.metrics = metrics
+    atomic_write_json(result.run_dir / rundir.TIMINGS, watch.record())
 
 
 def write_plots(run_dir: Path, train_set, test_set, probabilities, metrics, history, classes):
     """The run's pictures: samples, curves, a grid of test predictions, the confusion matrix."""
     (x_train, y_train), (x_test, y_test) = train_set, test_set
     folder = run_dir / rundir.PLOTS
-    plots.sample_grid(x_train, y_train, folder / "samples.png", classes)
-    plots.training_curves(history, folder / "training_curves.png")
+    pictures.sample_grid(x_train, y_train, folder / "samples.png", classes)
+    steps = _history_of(run_dir, rundir.STEPS)
+    plots.training_curves(history, folder / "training_curves.png", steps)
     shown = min(PREVIEW_SAMPLES, len(x_test))
     picks = np.random.default_rng(0).choice(len(x_test), shown, replace=False)
-    plots.prediction_grid(
+    pictures.prediction_grid(
         x_test[picks], y_test[picks], probabilities[picks], folder / "predictions.png"
     )
-    plots.confusion_heatmap(metrics["confusion_matrix"], folder / "confusion_matrix.png")
+    pictures.confusion_matrix(metrics["confusion_matrix"], folder / "confusion_matrix.png")
