@@ -121,37 +121,24 @@ def lenet5(*front: layers.Layer) -> keras.Model:
 
 
 def fast(*front: layers.Layer) -> keras.Model:
-    """Ours: the quickest way to 99% on a CPU.
+    """Ours: the quickest way to 99% on a CPU (train_mnist_fast's shape, made lighter).
 
-    The digit is first folded into 14x14 pixels of 4 channels (space-to-depth: reshapes
-    only), so that the first convolution sees a 6x6 patch per position at a quarter of the
-    positions. A 5x5 convolution of the 1-channel 28x28 digit (the previous `fast`) kept a
-    CPU's vector units starved: 6 of a step's 16 ms, at 40 GFLOP/s.
+    train_mnist_fast's 24 5x5 filters on the 1-channel digit took 6 of a 16 ms step on a
+    CPU (a 1-channel convolution keeps the vector units starved); 16 filters and a Dense128
+    halve the step, and score higher on the validation split in one epoch.
     """
     return _sequential(
         "fast",
         front,
-        *space_to_depth(),
+        layers.Conv2D(16, 5, activation="relu"),
+        layers.MaxPooling2D(2),
         layers.Conv2D(32, 3, activation="relu"),
         layers.MaxPooling2D(2),
-        layers.Conv2D(64, 3, activation="relu"),
         layers.Flatten(),
         layers.Dense(128, activation="relu"),
         # float32 output, as Keras advises under mixed precision: exact softmax probabilities
         layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
     )
-
-
-def space_to_depth(block: int = 2) -> list[layers.Layer]:
-    """Each block x block patch of the 28x28 digit becomes one pixel of block**2 channels
-    (channel dy * block + dx), with Keras's own reshape layers (saved models need nothing
-    of ours)."""
-    side = INPUT_SHAPE[0] // block
-    return [
-        layers.Reshape((side, block, side, block, 1)),
-        layers.Permute((1, 3, 2, 4, 5)),
-        layers.Reshape((side, side, block * block)),
-    ]
 
 
 def _conv_bn(filters: int, kernel: int, **kwargs) -> list[layers.Layer]:

@@ -167,22 +167,10 @@ def _inside_the_network(model, digit: np.ndarray) -> dict[str, bytes]:
         for layer, out in zip(convolutions, outputs, strict=True)
     ]
     kernel = np.asarray(keras.ops.convert_to_numpy(convolutions[0].kernel), dtype=np.float32)
-    kernel = _unfolded(kernel, tuple(convolutions[0].input.shape[1:]), network.input_shape[1:])
     return {
         "filters": pictures.filters(kernel),
         "feature-maps": pictures.feature_maps(digit, maps),
     }
-
-
-def _unfolded(kernel: np.ndarray, seen: tuple, given: tuple) -> np.ndarray:
-    """A first convolution behind a space-to-depth fold (fast's) as the filter it is on the
-    digit: (k, k, b*b, n) on (28/b, 28/b, b*b) becomes (k*b, k*b, 1, n)."""
-    block = int(round((seen[-1] / given[-1]) ** 0.5)) if len(seen) == len(given) == 3 else 1
-    if block == 1 or seen[0] * block != given[0] or kernel.shape[2] != block * block:
-        return kernel
-    size, count = kernel.shape[0], kernel.shape[-1]
-    split = kernel.reshape(size, size, block, block, count)  # channel = dy * block + dx
-    return split.transpose(0, 2, 1, 3, 4).reshape(size * block, size * block, 1, count)
 
 
 def embedded_png(png: bytes, alt: str) -> str:
