@@ -1,7 +1,5 @@
 """`python -m mnist_cnn` is the `mnist-cnn` command."""
 
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()

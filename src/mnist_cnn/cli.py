@@ -1193,5 +1193,18 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
 
+def run() -> None:
+    """The `mnist-cnn` program: `main`, then exit. After a command that loaded TensorFlow
+    (and no Ray), without Python's and TensorFlow's teardown: about 1 s of the user's wait
+    (measured: 1.0 to 1.1 s from the last line printed to the shell's prompt). Every file is
+    written, renamed and closed by then, and the output is flushed here."""
+    code = main()
+    if "tensorflow" in sys.modules and "ray" not in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
