@@ -197,6 +197,8 @@ def check_nodes(
             where = f"node {node['NodeManagerAddress']} ({node['NodeID'][:8]})"
             try:
                 problem = ray.get(ref, timeout=NODE_CHECK_TIMEOUT_S)
+            except ray.exceptions.TaskUnschedulableError:
+                continue  # a node that left after ray.nodes() listed it: no work goes there
             except Exception as exc:  # it could not even run our code there
                 cause = getattr(exc, "cause", None) or exc
                 text = str(cause).strip()
