@@ -1200,8 +1200,11 @@ def run() -> None:
     written, renamed and closed by then, and the output is flushed here."""
     code = main()
     if "tensorflow" in sys.modules and "ray" not in sys.modules:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except OSError:  # a reader that went away (`| head`): nothing more can be said
+            pass
         os._exit(code)
     sys.exit(code)
 
