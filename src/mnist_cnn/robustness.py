@@ -1,0 +1,229 @@
+"""Digits as people write them: MNIST test digits changed in named, controlled ways, each
+at several strengths, put on a page and read back through `imaging.to_mnist`.
+
+MNIST's test set is clean, centred and written with one kind of pen; people's digits are
+slanted, squashed, thick or thin, small on the page, faint, broken or compressed. Each
+change is drawn at 4x resolution (so stroke width changes by fractions of an MNIST pixel),
+rendered as dark ink on light paper, and goes through the same preprocessing `predict`
+uses, so that the preprocessing is part of what is measured. Every random choice comes
+from a generator seeded by (seed, change, strength): the suite is the same on every run.
+No Keras here: `score` takes any function from digits to probabilities.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from .imaging import ImageError, to_mnist
+
+UP = 4  # the digit is changed at 4x its 28x28 pixels
+PAGE = 160  # pixels of paper around it
+BASELINE = ("none", 0)
+
+# change -> (what it does, its strengths from mild to strong)
+CHANGES: dict[str, tuple[str, tuple]] = {
+    "rotation": ("turned by this many degrees, either way", (15, 30, 45)),
+    "slant": ("sheared: x moves by this much per unit of height", (0.25, 0.5, 0.75)),
+    "small": ("drawn at this share of its size on the same page", (0.5, 0.3, 0.2)),
+    "squashed": ("its width kept at this share, its height whole", (0.7, 0.5, 0.35)),
+    "stretched": ("stretched this far toward filling a square box", (0.33, 0.67, 1.0)),
+    "thick": ("strokes widened by this many MNIST pixels on each side", (0.5, 1.0, 1.5)),
+    "thin": ("strokes narrowed by this many MNIST pixels on each side", (0.25, 0.5, 0.75)),
+    "blur": ("Gaussian blur of this sigma, in MNIST pixels", (0.75, 1.25, 2.0)),
+    "noise": ("Gaussian noise of this deviation (of 255) on the page, clipped", (25, 50, 80)),
+    "broken": ("this many gaps cut across the strokes", (2, 4, 6)),
+    "faint": ("ink at this share of full contrast against the paper", (0.5, 0.3, 0.2)),
+    "jpeg": ("saved as JPEG at this quality", (30, 15, 8)),
+}
+NAMES = tuple(CHANGES)
+
+
+def _high(digit: np.ndarray) -> np.ndarray:
+    """The 28x28 MNIST digit (white on black) at 4x, as float ink 0..255."""
+    image = Image.fromarray(np.asarray(digit, dtype=np.uint8), "L")
+    return np.asarray(image.resize((28 * UP, 28 * UP), Image.BICUBIC), dtype=np.float64)
+
+
+def _affine(ink: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Ink moved by a 2x2 matrix about its centre (row, column order)."""
+    centre = (np.array(ink.shape) - 1) / 2
+    inverse = np.linalg.inv(matrix)
+    offset = centre - inverse @ centre
+    return ndimage.affine_transform(ink, inverse, offset=offset, order=1, cval=0.0)
+
+
+def _disk(radius: float) -> np.ndarray:
+    r = int(np.ceil(radius))
+    y, x = np.mgrid[-r : r + 1, -r : r + 1]
+    return x**2 + y**2 <= radius**2
+
+
+def _bounding_box(ink: np.ndarray) -> tuple[slice, slice]:
+    rows, cols = np.nonzero(ink > 64)
+    return slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
+
+
+def _changed_ink(change: str, strength, ink: np.ndarray, rng) -> np.ndarray:
+    """The geometric and stroke changes, on the 4x ink (white on black)."""
+    if change == "rotation":
+        angle = np.radians(strength) * rng.choice((-1, 1))
+        cos, sin = np.cos(angle), np.sin(angle)
+        return _affine(ink, np.array([[cos, -sin], [sin, cos]]))
+    if change == "slant":
+        return _affine(ink, np.array([[1.0, 0.0], [-strength, 1.0]]))  # columns move with rows
+    if change == "squashed":
+        return _affine(ink, np.array([[1.0, 0.0], [0.0, strength]]))
+    if change == "stretched":
+        rows, cols = _bounding_box(ink)
+        height, width = rows.stop - rows.start, cols.stop - cols.start
+        target = max(height, width)
+        scale = [1 + strength * (target / height - 1), 1 + strength * (target / width - 1)]
+        crop = ink[rows, cols]
+        grown = ndimage.zoom(crop, scale, order=1)
+        out = np.zeros((max(ink.shape[0], grown.shape[0]),) * 2)
+        top, left = (out.shape[0] - grown.shape[0]) // 2, (out.shape[1] - grown.shape[1]) // 2
+        out[top : top + grown.shape[0], left : left + grown.shape[1]] = grown
+        return out
+    if change == "thick":
+        return ndimage.grey_dilation(ink, footprint=_disk(strength * UP))
+    if change == "thin":
+        return ndimage.grey_erosion(ink, footprint=_disk(strength * UP))
+    if change == "blur":
+        return ndimage.gaussian_filter(ink, strength * UP)
+    if change == "broken":
+        cut = ink.copy()
+        rows, cols = np.nonzero(ink > 128)
+        for pick in rng.choice(len(rows), size=min(strength, len(rows)), replace=False):
+            y, x = np.mgrid[: ink.shape[0], : ink.shape[1]]
+            cut[(y - rows[pick]) ** 2 + (x - cols[pick]) ** 2 <= (1.5 * UP) ** 2] = 0
+        return cut
+    return ink
+
+
+def page(change: str, strength, digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One MNIST digit as a person would hand it over, changed: dark ink on light paper
+    (uint8, PAGE x PAGE), before any preprocessing."""
+    if change not in CHANGES and change != BASELINE[0]:
+        raise ValueError(f"unknown change {change!r}; the changes are {', '.join(NAMES)}")
+    ink = np.clip(_changed_ink(change, strength, _high(digit), rng), 0, 255)
+    size = 1.0 if change != "small" else strength
+    if size != 1.0:
+        ink = ndimage.zoom(ink, size, order=1)
+    paper = np.zeros((PAGE, PAGE))
+    side = min(PAGE, ink.shape[0])
+    start = (ink.shape[0] - side) // 2
+    ink = ink[start : start + side, start : start + side]
+    top = (PAGE - side) // 2
+    paper[top : top + side, top : top + side] = ink
+    contrast = strength if change == "faint" else 1.0
+    sheet = 255.0 - contrast * paper
+    if change == "noise":
+        sheet = sheet + rng.normal(0, strength, sheet.shape)
+    sheet = np.clip(np.rint(sheet), 0, 255).astype(np.uint8)
+    if change == "jpeg":
+        buffer = io.BytesIO()
+        Image.fromarray(sheet, "L").save(buffer, format="JPEG", quality=int(strength))
+        sheet = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("L"))
+    return sheet
+
+
+@dataclass
+class Entry:
+    """One change at one strength: the digits as the model sees them (N, 28, 28), their
+    labels, which test digits they came from, and which pages `to_mnist` refused."""
+
+    digits: np.ndarray
+    labels: np.ndarray
+    sources: np.ndarray
+    rejected: np.ndarray
+
+
+@dataclass
+class Suite:
+    entries: dict[tuple[str, float], Entry]
+    seed: int
+
+
+def build_suite(
+    images: np.ndarray, labels: np.ndarray, per_change: int | None = None, seed: int = 0
+) -> Suite:
+    """Every change at every strength (and the unchanged page, "none"), on the same
+    `per_change` digits (a seeded sample; all given digits if None)."""
+    count = len(images) if per_change is None else min(per_change, len(images))
+    sources = np.sort(np.random.default_rng(seed).choice(len(images), count, replace=False))
+    plan = [(BASELINE, 0)] + [
+        ((name, strength), index)
+        for index, name in enumerate(NAMES, start=1)
+        for strength in CHANGES[name][1]
+    ]
+    entries = {}
+    for (name, strength), index in plan:
+        rng = np.random.default_rng([seed, index, int(round(float(strength) * 100))])
+        digits = np.zeros((count, 28, 28), dtype=np.uint8)
+        rejected = np.zeros(count, dtype=bool)
+        for row, source in enumerate(sources):
+            sheet = page(name, strength, images[source], rng)
+            try:
+                digits[row] = to_mnist(sheet, name=f"{name} {strength}").image
+            except ImageError:
+                rejected[row] = True  # counted as wrong: the reader could not find a digit
+        entries[(name, strength)] = Entry(digits, labels[sources], sources, rejected)
+    return Suite(entries, seed)
+
+
+def score(suite: Suite, probabilities: Callable[[np.ndarray], np.ndarray], examples=4) -> dict:
+    """Accuracy per change and strength (refused pages are wrong), the mean over every
+    changed entry, the worst, and a few wrong examples of each (indices into the entry)."""
+    rows = []
+    for (name, strength), entry in suite.entries.items():
+        predicted = np.asarray(probabilities(entry.digits)).argmax(axis=1)
+        right = (predicted == entry.labels) & ~entry.rejected
+        wrong = np.flatnonzero(~right)
+        rows.append(
+            {
+                "change": name,
+                "strength": strength,
+                "accuracy": float(right.mean()),
+                "digits": int(len(right)),
+                "refused": int(entry.rejected.sum()),
+                "wrong_examples": wrong[:examples].tolist(),
+                "predicted_examples": predicted[wrong[:examples]].tolist(),
+            }
+        )
+    changed = [row for row in rows if row["change"] != BASELINE[0]]
+    worst = min(changed, key=lambda row: row["accuracy"])
+    return {
+        "seed": suite.seed,
+        "rows": rows,
+        "baseline": next(row["accuracy"] for row in rows if row["change"] == BASELINE[0]),
+        "mean": float(np.mean([row["accuracy"] for row in changed])),
+        "worst": {key: worst[key] for key in ("change", "strength", "accuracy")},
+    }
+
+
+def table(results: dict) -> str:
+    """The results as a Markdown table: one row per change, mild to strong."""
+    lines = [
+        "| change | mild | middle | strong |",
+        "| --- | ---: | ---: | ---: |",
+        f"| none (the page as it is) | {results['baseline']:.1%} | | |",
+    ]
+    for name in NAMES:
+        cells = [
+            f"{row['accuracy']:.1%} ({row['strength']:g})"
+            for row in results["rows"]
+            if row["change"] == name
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    worst = results["worst"]
+    lines.append(f"| **mean of the changes** | **{results['mean']:.1%}** | | |")
+    lines.append(
+        f"| worst | {worst['accuracy']:.1%} ({worst['change']} {worst['strength']:g}) | | |"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,147 @@
+"""The robustness suite: each change does what its name says, and the suite is the same
+on every run. No model is trained here: the pages are measured directly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mnist_cnn import datasets, robustness
+from mnist_cnn.robustness import CHANGES, Entry, Suite, build_suite, page, score, table
+
+
+@pytest.fixture(scope="module")
+def test_digits():
+    _, (x_test, y_test) = datasets.load_dataset("mnist")
+    return x_test, y_test
+
+
+def _pages(change, strength, digits, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.stack([page(change, strength, d, rng).astype(float) for d in digits])
+
+
+def _ink(pages):
+    return 255.0 - pages  # ink is dark on the paper
+
+
+def _box(sheet, level=128):
+    rows, cols = np.nonzero(255 - sheet > level)
+    return rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+
+
+def _angle(sheet):
+    """The orientation of the ink's principal axis, in degrees."""
+    ink = 255.0 - sheet
+    y, x = np.mgrid[: ink.shape[0], : ink.shape[1]]
+    total = ink.sum()
+    my, mx = (ink * y).sum() / total, (ink * x).sum() / total
+    mu20 = (ink * (x - mx) ** 2).sum()
+    mu02 = (ink * (y - my) ** 2).sum()
+    mu11 = (ink * (x - mx) * (y - my)).sum()
+    return np.degrees(0.5 * np.arctan2(2 * mu11, mu20 - mu02))
+
+
+def test_stroke_width_changes_the_ink(test_digits):
+    x, _ = test_digits
+    digits = x[:20]
+    plain = _ink(_pages("none", 0, digits)).sum()
+    for strength in CHANGES["thick"][1]:
+        assert _ink(_pages("thick", strength, digits)).sum() > plain * 1.15
+    for strength in CHANGES["thin"][1]:
+        assert _ink(_pages("thin", strength, digits)).sum() < plain * 0.9
+    thicker = [_ink(_pages("thick", s, digits)).sum() for s in CHANGES["thick"][1]]
+    assert thicker == sorted(thicker)  # mild to strong
+
+
+def test_blur_faint_noise_and_jpeg(test_digits):
+    x, _ = test_digits
+    digits = x[:10]
+    plain = _pages("none", 0, digits)
+    blurred = _pages("blur", 2.0, digits)
+    assert np.abs(np.diff(blurred, axis=2)).mean() < 0.6 * np.abs(np.diff(plain, axis=2)).mean()
+    faint = _pages("faint", 0.3, digits)
+    assert _ink(faint).max(axis=(1, 2)) == pytest.approx(0.3 * _ink(plain).max(axis=(1, 2)), abs=2)
+    noisy = _pages("noise", 50, digits)
+    # on white paper half the noise is clipped away: a half-normal's spread, sigma x 0.584
+    assert noisy[:, :10, :10].std() == pytest.approx(50 * np.sqrt((1 - 1 / np.pi) / 2), rel=0.1)
+    assert plain[:, :10, :10].std() == 0
+    jpeg = _pages("jpeg", 8, digits)
+    assert not np.array_equal(jpeg, plain)
+    assert np.corrcoef(jpeg.ravel(), plain.ravel())[0, 1] > 0.9
+
+
+def test_geometry_changes(test_digits):
+    x, y = test_digits
+    ones = x[np.flatnonzero(y == 1)[:8]]
+    for one in ones:
+        plain = page("none", 0, one, np.random.default_rng(0))
+        height, width = _box(plain)
+        small = page("small", 0.3, one, np.random.default_rng(0))
+        assert _box(small)[0] == pytest.approx(0.3 * height, rel=0.2)
+        squashed = page("squashed", 0.5, one, np.random.default_rng(0))
+        assert _box(squashed)[0] == pytest.approx(height, rel=0.1)
+        assert _box(squashed)[1] < width
+        wider = [_box(page("stretched", s, one, np.random.default_rng(0)))[1] for s in (0.33, 1.0)]
+        assert width < wider[0] < wider[1] and wider[1] > 2 * width  # a 1 grows wide
+        turned = page("rotation", 30, one, np.random.default_rng(0))
+        change = (_angle(turned) - _angle(plain) + 90) % 180 - 90
+        assert abs(change) == pytest.approx(30, abs=6)
+        slanted = page("slant", 0.5, one, np.random.default_rng(0))
+        assert _angle(slanted) != pytest.approx(_angle(plain), abs=5)
+
+
+def test_broken_strokes_lose_ink_in_gaps(test_digits):
+    x, _ = test_digits
+    digits = x[:10]
+    plain = _ink(_pages("none", 0, digits)) > 128
+    broken = _ink(_pages("broken", 4, digits)) > 128
+    assert (broken & ~plain).sum() == 0  # only erased, nothing added
+    assert broken.sum() < 0.9 * plain.sum()
+
+
+def test_the_suite_is_the_same_every_time(test_digits):
+    x, y = test_digits
+    one = build_suite(x, y, per_change=8, seed=3)
+    again = build_suite(x, y, per_change=8, seed=3)
+    other = build_suite(x, y, per_change=8, seed=4)
+    assert one.entries.keys() == again.entries.keys()
+    assert len(one.entries) == 1 + sum(len(s) for _, s in CHANGES.values())
+    for key, entry in one.entries.items():
+        assert np.array_equal(entry.digits, again.entries[key].digits), key
+        assert np.array_equal(entry.sources, again.entries[key].sources)
+    assert not np.array_equal(
+        one.entries[("noise", 50)].digits, other.entries[("noise", 50)].digits
+    )
+
+
+def test_score_counts_refused_pages_as_wrong(test_digits):
+    x, y = test_digits
+    suite = build_suite(x, y, per_change=6, seed=0)
+    truth = {e.digits[i].tobytes(): e.labels[i] for e in suite.entries.values() for i in range(6)}
+
+    def oracle(digits):
+        return np.eye(10)[[truth[d.tobytes()] for d in digits]]
+
+    results = score(suite, oracle)
+    assert all(row["accuracy"] == 1.0 for row in results["rows"] if not row["refused"])
+    assert results["mean"] <= 1.0 and results["baseline"] == 1.0
+    text = table(results)
+    assert all(name in text for name in CHANGES)
+
+    digits = np.zeros((2, 28, 28), dtype=np.uint8)
+    refused = Suite(
+        {
+            robustness.BASELINE: Entry(
+                digits, np.array([0, 0]), np.array([0, 1]), np.zeros(2, bool)
+            ),
+            ("blur", 1.0): Entry(
+                digits, np.array([0, 0]), np.array([0, 1]), np.array([True, False])
+            ),
+        },
+        seed=0,
+    )
+    always_zero = lambda d: np.eye(10)[np.zeros(len(d), int)]  # noqa: E731
+    results = score(refused, always_zero)
+    assert results["worst"] == {"change": "blur", "strength": 1.0, "accuracy": 0.5}
+    assert results["rows"][1]["wrong_examples"] == [0]
