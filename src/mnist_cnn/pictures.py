@@ -91,8 +91,8 @@ def _grid(cells: list[Image.Image], titles, colours=None, columns: int = 4, titl
     return sheet
 
 
-def _digits(images, titles, colours=None, columns: int = 4) -> Image.Image:
-    return _grid([ink_on_paper(image) for image in images], titles, colours, columns)
+def _digits(images, titles, colours=None, columns: int = 4, title_size=12) -> Image.Image:
+    return _grid([ink_on_paper(image) for image in images], titles, colours, columns, title_size)
 
 
 def sample_grid(images: np.ndarray, labels: np.ndarray, path=None, classes=None) -> bytes:
@@ -126,9 +126,7 @@ def misclassified(images, labels, probabilities, path=None, columns: int = 8) ->
 
 def disagreements(images, titles: list[str], path=None, columns: int = 6) -> bytes:
     """Digits on which runs disagree, each titled with every run's answer."""
-    return _png(
-        _grid([ink_on_paper(i) for i in images], titles, columns=columns, title_size=10), path
-    )
+    return _png(_digits(images, titles, columns=columns, title_size=10), path)
 
 
 def digit_prediction(
@@ -207,6 +205,11 @@ def count_colour(count: int, largest: int) -> tuple[int, int, int]:
     return tuple(int(v) for v in np.round(low + (high - low) * share))
 
 
+def ink_on(colour: tuple[int, int, int]) -> str:
+    """White text on a dark cell, our ink on a light one."""
+    return "#ffffff" if sum(colour) < 3 * 140 else INK
+
+
 def confusion_matrix(matrix, path=None) -> bytes:
     """The confusion matrix as coloured cells with counts, true classes as rows."""
     matrix = np.asarray(matrix)
@@ -221,11 +224,10 @@ def confusion_matrix(matrix, path=None) -> bytes:
         colour = count_colour(int(n), largest)
         draw.rectangle((x, y, x + cell - 1, y + cell - 1), fill=colour)
         if n:
-            dark = sum(colour) < 3 * 140
             draw.text(
                 (x + cell / 2, y + cell / 2),
                 str(n),
-                fill="white" if dark else INK,
+                fill=ink_on(colour),
                 font=font,
                 anchor="mm",
             )

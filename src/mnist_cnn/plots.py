@@ -65,29 +65,16 @@ def training_curves(history: list[dict], path=None, steps: list[dict] = ()) -> b
                 suffix = f" (member {member})" if len(members) > 1 else ""
                 rows = [row for row in history if row.get("member", 1) == member]
                 trained = [row for row in steps if row.get("member", 1) == member]
-                if trained:
-                    x = [row["step"] for row in trained]
-                    ax.plot(
-                        x,
-                        [row[metric] for row in trained],
-                        "-",
-                        color=colour,
-                        alpha=0.55,
-                        label="training" + suffix,
-                    )
-                    ends = {row["epoch"]: row["step"] for row in trained}  # each epoch's last
+                if trained:  # training every few steps; validation at each epoch's last
+                    ends = {row["epoch"]: row["step"] for row in trained}
                     rows = [row for row in rows if row["epoch"] in ends]
+                    x, shown, style = [r["step"] for r in trained], trained, "-"
                     at = [ends[row["epoch"]] for row in rows]
-                else:
+                else:  # one point per epoch
                     at = [row["epoch"] for row in rows]
-                    ax.plot(
-                        at,
-                        [row[metric] for row in rows],
-                        "o-",
-                        color=colour,
-                        alpha=0.55,
-                        label="training" + suffix,
-                    )
+                    x, shown, style = at, rows, "o-"
+                values = [row[metric] for row in shown]
+                ax.plot(x, values, style, color=colour, alpha=0.55, label="training" + suffix)
                 if rows and f"val_{metric}" in rows[0]:
                     values = [row[f"val_{metric}"] for row in rows]
                     ax.plot(

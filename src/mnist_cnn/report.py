@@ -93,8 +93,7 @@ def write_report_of(
     config = rundir.read_json(run / rundir.CONFIG)
     metrics = rundir.read_json(run / rundir.METRICS)
     history = rundir.read_history(run / rundir.HISTORY)
-    steps_file = run / rundir.STEPS
-    steps = rundir.read_history(steps_file) if steps_file.exists() else []
+    steps = rundir.read_history(run / rundir.STEPS, missing_ok=True)
     figures = _figures(config, metrics, history, model, test_set, probabilities, steps)
     path = Path(out) if out else run / REPORT
     atomic_write_text(path, _render(run.name, config, metrics, figures))
@@ -237,9 +236,8 @@ def _render(title: str, config, metrics, figures) -> str:
     largest = max(max(row) for row in matrix)
 
     def cell(t: int, p: int, n: int) -> str:
-        red, green, blue = pictures.count_colour(n, largest)
-        ink = "#fff" if red + green + blue < 3 * 140 else "#1b1b1b"
-        style = f"background: rgb({red}, {green}, {blue}); color: {ink}"
+        colour = pictures.count_colour(n, largest)
+        style = f"background: rgb{colour}; color: {pictures.ink_on(colour)}"
         return f'<span class="{"diagonal" if t == p else ""}" style="{style}">{n}</span>'
 
     confusion_rows = [

@@ -133,7 +133,11 @@ def write_history(path: str | os.PathLike, rows: list[dict]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def read_history(path: str | os.PathLike) -> list[dict]:
+def read_history(path: str | os.PathLike, missing_ok: bool = False) -> list[dict]:
+    """The rows of history.csv or steps.csv; with `missing_ok`, none for a file not written
+    (a run from before steps.csv, or one stopped before its first epoch ended)."""
+    if missing_ok and not Path(path).exists():
+        return []
     with Path(path).open(newline="") as f:
         return [
             {

@@ -420,14 +420,15 @@ def finish(run_dir: str | os.PathLike) -> RunResult:
     name = rundir.read_json(run_dir / rundir.CONFIG)["model"]
     result = RunResult(run_dir, name, settings["epochs"], {}, seconds, history, about_data)
     temperature = float(rundir.read_json(run_dir / rundir.CALIBRATION)["temperature"])
-    _test(result, model, config, settings, train_set, test_set, temperature, Stopwatch())
+    watch = Stopwatch()
+    _test(result, model, config, settings, train_set, test_set, temperature, watch)
+    atomic_write_json(run_dir / rundir.TIMINGS, watch.record())
     return result
 
 
-def _history_of(run_dir: Path, name: str | Path = rundir.HISTORY) -> list[dict]:
-    """The rows of history.csv (or another file of the run's: `name`), if it was written."""
-    history_file = run_dir / name
-    return rundir.read_history(history_file) if history_file.exists() else []
+def _history_of(run_dir: Path, name: str = rundir.HISTORY) -> list[dict]:
+    """The rows of history.csv (or steps.csv: `name`), if it was written."""
+    return rundir.read_history(run_dir / name, missing_ok=True)
 
 
 def config_from_run(run_dir: Path) -> tuple[TrainConfig, dict]:
@@ -589,7 +590,7 @@ def fit_member(run_dir: str | os.PathLike, index: int) -> None:
     steps_file = _member_file(state, index, ".steps.csv")
     if history_file.exists():
         done = rundir.read_history(history_file)
-        steps = _history_of(run_dir, steps_file)
+        steps = rundir.read_history(steps_file, missing_ok=True)
     else:  # begun by a local run that was stopped, or not begun
         done = [row for row in _history_of(run_dir) if row.get("member") == index + 1]
         steps = [
@@ -620,16 +621,15 @@ def _run(
     loaded,
     callbacks,
     history: list[dict],
-    test: bool = True,
-    runner: MemberRunner | None = None,
-    watch: Stopwatch | None = None,
+    test: bool,
+    runner: MemberRunner | None,
+    watch: Stopwatch,
 ) -> RunResult:
     """Fit every member (skipping those a resumed run finished), calibrate on the
     validation split, then (`test`) evaluate on the test set and write everything.
 
     `loaded` is what `_load` returns: the data, and what was read of a folder dataset.
     `watch` times the phases, for timings.json."""
-    watch = watch or Stopwatch()
     ((x_train, y_train), test_set), about_data = loaded
     with watch.phase("data"):
         fit_data, validation_data, validation = _fit_split(settings, x_train, y_train)
@@ -721,7 +721,6 @@ def _test(result, model, config, settings, train_set, test_set, temperature, wat
     with watch.phase("report"):
         report.write_report_of(result.run_dir, model, test_set, probabilities)
     result.metrics = metrics
-    atomic_write_json(result.run_dir / rundir.TIMINGS, watch.record())
 
 
 def write_plots(run_dir: Path, train_set, test_set, probabilities, metrics, history, classes):
