@@ -52,9 +52,6 @@ PHASES = (
     "pictures",
     "report",
 )
-# Multiply-add units per core and cycle for float32: AVX-512, two FMA ports (Xeon Scalable),
-# 16 lanes each, 2 FLOPs per lane per fused multiply-add.
-FLOPS_PER_CYCLE = 2 * 16 * 2
 
 
 def fresh_train(seed: int, out: str, model: str) -> dict:
@@ -145,23 +142,44 @@ def epoch_flops(model_name: str) -> tuple[float, int]:
     return (forward + backward) * images, images
 
 
+def flops_per_cycle(cpuinfo: str) -> tuple[int, str]:
+    """float32 FLOPs per core and cycle: two FMA units x lanes x 2, read from the vector flags.
+
+    Zen 4 runs AVX-512 on 256-bit units; Zen 5 and Xeon Scalable (Gold and up) on 512-bit
+    ones. A Xeon with one 512-bit FMA unit would have half of this: the floor is then low."""
+    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
+    flags = set(fields.get("flags\t\t", "").split())
+    vendor, family = fields.get("vendor_id\t", "").strip(), fields.get("cpu family\t", "0")
+    if "avx512f" in flags and not (vendor == "AuthenticAMD" and int(family) < 26):
+        return 2 * 16 * 2, "AVX-512: two FMA units of 16 lanes"
+    if "avx512f" in flags or {"avx2", "fma"} <= flags:
+        return 2 * 8 * 2, "two 256-bit FMA units of 8 lanes"
+    return 2 * 4 * 2, "SSE: two units of 4 lanes"
+
+
 def cpu_peak() -> tuple[float, float, str]:
     """This CPU's float32 peak (cores x clock x FLOPs per cycle) and a measured matmul."""
     import numpy as np
 
-    mhz = [
-        float(line.split(":")[1])
-        for line in Path("/proc/cpuinfo").read_text().splitlines()
-        if line.startswith("cpu MHz")
-    ]
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    mhz = [float(line.split(":")[1]) for line in cpuinfo.splitlines() if line.startswith("cpu MHz")]
+    per_cycle, units = flops_per_cycle(cpuinfo)
+    model = next(
+        (
+            line.split(":")[1].strip()
+            for line in cpuinfo.splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
     cores = len(os.sched_getaffinity(0))
-    theoretical = cores * statistics.median(mhz) * 1e6 * FLOPS_PER_CYCLE
+    theoretical = cores * statistics.median(mhz) * 1e6 * per_cycle
     a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
     a @ a
     best = min(_timed(lambda: a @ a) for _ in range(5))
     how = (
-        f"{cores} cores x {statistics.median(mhz) / 1000:.2f} GHz (/proc/cpuinfo) x "
-        f"{FLOPS_PER_CYCLE} float32 FLOPs per cycle (AVX-512: two FMA units of 16 lanes)"
+        f"{model}, {cores} cores x {statistics.median(mhz) / 1000:.2f} GHz (/proc/cpuinfo) x "
+        f"{per_cycle} float32 FLOPs per cycle ({units})"
     )
     return theoretical, 2 * 2048**3 / best, how
 
