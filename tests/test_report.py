@@ -36,7 +36,9 @@ def test_train_writes_a_complete_report(trained_run, open_page):
     page = open_page(run / REPORT)
 
     images = page.evaluate(ALL_IMAGES_LOADED)
-    assert len(images) == 7  # curves, pairs, mistakes, samples, reliability, 2 inside the network
+    # curves, pairs, mistakes, samples, reliability, robustness chart and its mistakes,
+    # 2 inside the network
+    assert len(images) == 9
     assert all(img["done"] and img["width"] > 0 for img in images), images
 
     for key, title in SECTIONS.items():
@@ -65,6 +67,29 @@ def test_train_writes_a_complete_report(trained_run, open_page):
     assert cell.evaluate(colour) == "rgb(8, 48, 107)"
     none = page.locator("#confusion-table td span", has_text=re.compile("^0$")).first
     assert none.evaluate(colour) == "rgb(247, 251, 255)"
+
+    # How it holds up: the figures are those `mnist-cnn robustness RUN --json` measures anew
+    result = run_cli("robustness", str(run), "--json")
+    assert result.returncode == 0, result.stderr
+    measured = last_json(result.stdout)
+    assert measured["per_change"] == 100
+    assert json.loads((run / "robustness.json").read_text())["rows"] == measured["rows"]
+    section = page.locator("section#robustness")
+    baseline = section.locator("#robustness-baseline")
+    assert float(baseline.get_attribute("data-value")) == measured["baseline"]
+    assert float(section.locator("#robustness-mean").get_attribute("data-value")) == pytest.approx(
+        measured["mean"], abs=1e-12
+    )
+    shown = section.locator("#robustness-table span[data-value]")
+    assert shown.count() == len(measured["rows"]) - 1  # every change at every strength
+    for row in measured["rows"][1:]:
+        cell = section.locator(
+            f'span[data-change="{row["change"]}"][data-strength="{row["strength"]:g}"]'
+        )
+        assert float(cell.get_attribute("data-value")) == row["accuracy"], row
+        assert cell.text_content() == f"{row['accuracy']:.1%}"
+    assert "worst" in section.text_content()
+    assert measured["mean"] < measured["baseline"]  # the changes do cost something
 
     per_class = page.locator("section#per-class tr")
     assert per_class.count() == 11  # a header and ten digits

@@ -145,3 +145,57 @@ def test_score_counts_refused_pages_as_wrong(test_digits):
     results = score(refused, always_zero)
     assert results["worst"] == {"change": "blur", "strength": 1.0, "accuracy": 0.5}
     assert results["rows"][1]["wrong_examples"] == [0]
+
+
+def test_a_digit_page_does_not_depend_on_the_sample(test_digits):
+    x, y = test_digits
+    many = build_suite(x[:12], y[:12])  # every digit given, in order
+    few = build_suite(x[:5], y[:5])
+    for key in (("noise", 50), ("broken", 4), ("rotation", 30)):
+        assert np.array_equal(many.entries[key].digits[:5], few.entries[key].digits), key
+
+
+def test_a_blank_digit_is_changed_without_error():
+    blank = np.zeros((28, 28), np.uint8)
+    for change, (_, strengths) in CHANGES.items():
+        sheet = page(change, strengths[-1], blank, np.random.default_rng(0))
+        assert sheet.shape == (robustness.PAGE, robustness.PAGE), change
+
+
+def test_the_suite_is_kept_on_disk_and_read_back(test_digits, tmp_path):
+    x, y = test_digits
+    x, y = x[:40], y[:40]
+    built = robustness.cached_suite(x, y, per_change=6, seed=1, folder=tmp_path)
+    (kept,) = tmp_path.glob("suite-*.npz")
+    read = robustness.cached_suite(x, y, per_change=6, seed=1, folder=tmp_path)
+    assert read.entries.keys() == built.entries.keys()
+    for key, entry in built.entries.items():
+        assert np.array_equal(read.entries[key].digits, entry.digits), key
+        assert np.array_equal(read.entries[key].rejected, entry.rejected), key
+        assert np.array_equal(read.entries[key].labels, entry.labels), key
+    # a different sample is a different file; a damaged file is drawn again, not trusted
+    robustness.cached_suite(x, y, per_change=5, seed=1, folder=tmp_path)
+    assert len(list(tmp_path.glob("suite-*.npz"))) == 2
+    kept.write_bytes(b"not an npz")
+    again = robustness.cached_suite(x, y, per_change=6, seed=1, folder=tmp_path)
+    assert np.array_equal(again.entries[("noise", 80)].digits, built.entries[("noise", 80)].digits)
+    # a folder that cannot be written costs the rebuild, nothing else
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    unkept = robustness.cached_suite(x, y, per_change=6, seed=1, folder=blocked / "sub")
+    assert np.array_equal(unkept.entries[("thin", 0.5)].digits, built.entries[("thin", 0.5)].digits)
+
+
+def test_the_table_takes_any_number_of_strengths():
+    rows = [
+        {"change": "none", "strength": 0, "accuracy": 1.0},
+        *({"change": name, "strength": s, "accuracy": 0.5} for name in CHANGES for s in (1, 2)),
+    ]
+    results = {
+        "rows": rows,
+        "baseline": 1.0,
+        "mean": 0.5,
+        "worst": {"change": "blur", "strength": 2, "accuracy": 0.5},
+    }
+    lines = table(results).splitlines()
+    assert all(line.count("|") == lines[0].count("|") for line in lines)

@@ -18,6 +18,7 @@ from .rundir import RunError
 
 PROG = "mnist-cnn"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell tool cut off by `| head` returns
 
 
 class UsageError(Exception):
@@ -703,6 +704,38 @@ def cmd_report(args) -> None:
         print(f"report: {path}")
 
 
+def cmd_robustness(args) -> None:
+    _keras()
+    from . import evaluation, robustness, rundir
+    from .inference import Classifier
+
+    if args.per_change < 1:
+        raise UsageError(f"--per-change {args.per_change}: give at least 1 digit per change")
+    dataset = rundir.dataset_of(args.run)
+    if dataset != "mnist":
+        raise UsageError(
+            f"{args.run} was trained on {dataset}; the robustness suite changes MNIST digits"
+        )
+    classifier = Classifier(args.run)
+    _, (x_test, y_test) = datasets.load_dataset("mnist", args.data_dir)
+    model = classifier.model  # the report's own path to the answers, so its figures match
+    forward = (
+        classifier.probabilities
+        if model is None
+        else (lambda digits: evaluation.predict_probabilities(model, digits))
+    )
+    suite = robustness.cached_suite(x_test, y_test, args.per_change, args.seed)
+    results = robustness.score(suite, forward)
+    if args.json:
+        _print_json({"model": str(classifier.path)} | results)
+        return
+    print(
+        f"{classifier.path}: {results['per_change']} MNIST test digits per change "
+        f"(seed {args.seed}), each drawn on a page and read back as predict reads it"
+    )
+    print(robustness.table(results))
+
+
 def cmd_compare(args) -> None:
     _keras()
     from .compare import compare_runs, format_table
@@ -1104,6 +1137,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(
         sub,
+        "robustness",
+        "accuracy on test digits changed as people write them (rotated, slanted, thick, "
+        "faint, noisy ...), read back through predict's preprocessing",
+        f"{PROG} robustness runs/fast-20261121-101500 --per-change 500",
+        cmd_robustness,
+    )
+    p.add_argument("run", metavar="RUN_DIR|MODEL")
+    p.add_argument(
+        "--per-change",
+        type=int,
+        default=100,
+        metavar="N",
+        help="test digits per change and strength (default: 100, as in the report)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="which digits (default: 0, as the report)")
+    p.add_argument("--data-dir", metavar="DIR", help="data folder (default: as for train)")
+
+    p = _command(
+        sub,
         "compare",
         "compare runs: a table here, and an HTML page with curves and disagreements",
         f"{PROG} compare runs/fast-20261121-101500 runs/keras-example-20261121-102000",
@@ -1184,6 +1236,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except PartialFailure:
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (`| head`): as a shell tool, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as exc:
         if args.debug:
             traceback.print_exc()

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets, evaluation, pictures, plots, rundir
-from .atomic import atomic_write_text
+from . import datasets, evaluation, pictures, plots, robustness, rundir
+from .atomic import atomic_write_json, atomic_write_text
 from .backend import import_keras, versions
 from .ensemble import members_of
 from .inference import Classifier
@@ -27,6 +27,7 @@ SAMPLES = 16
 GALLERY = 32
 PAIRS = 10
 PAIR_EXAMPLES = 6
+CHANGE_EXAMPLES = 6  # wrong digits shown per change, the strongest first
 
 SECTIONS = {
     "summary": "Summary",
@@ -38,6 +39,7 @@ SECTIONS = {
     "misclassified": "Misclassified digits",
     "samples": "Sample predictions",
     "calibration": "Calibration",
+    "robustness": "How it holds up",
     "filters": "First-layer filters",
     "feature-maps": "Feature maps",
 }
@@ -95,6 +97,8 @@ def write_report_of(
     history = rundir.read_history(run / rundir.HISTORY)
     steps = rundir.read_history(run / rundir.STEPS, missing_ok=True)
     figures = _figures(config, metrics, history, model, test_set, probabilities, steps)
+    if figures["robustness"] is not None:
+        atomic_write_json(run / rundir.ROBUSTNESS, figures["robustness"])
     path = Path(out) if out else run / REPORT
     atomic_write_text(path, _render(run.name, config, metrics, figures))
     return path
@@ -123,7 +127,54 @@ def _figures(config, metrics, history, model, test_set, probabilities, steps=())
         x_test[worst], y_test[worst], probabilities[worst]
     )
     figures.update(_inside_the_network(model, x_test[0]))
+    figures.update(_holds_up(config, model, test_set))
     return figures
+
+
+def _holds_up(config, model, test_set) -> dict:
+    """The robustness suite's sample (the same pages for every run: cached) on this model,
+    its chart, and the digits it read wrong. MNIST's digits only."""
+    if config.get("settings", {}).get("dataset", "mnist") != "mnist":
+        return {"robustness": None}
+    suite = robustness.cached_suite(*test_set)
+    results = robustness.score(
+        suite, lambda digits: evaluation.predict_probabilities(model, digits)
+    )
+    rows = []
+    for name in robustness.NAMES:
+        wrong = [
+            (suite.entries[(name, row["strength"])], index, predicted, row["strength"])
+            for row in reversed(results["rows"])
+            if row["change"] == name
+            for index, predicted in zip(
+                row["wrong_examples"], row["predicted_examples"], strict=True
+            )
+        ][:CHANGE_EXAMPLES]
+        rows.append(
+            (
+                name,
+                [entry.digits[i] for entry, i, _, _ in wrong],
+                [f"{entry.labels[i]}→{p} @{s:g}" for entry, i, p, s in wrong],
+            )
+        )
+    return {
+        "robustness": results,
+        "robustness-chart": pictures.share_panels(
+            [
+                (
+                    name,
+                    [("0", results["baseline"])]
+                    + [
+                        (f"{r['strength']:g}", r["accuracy"])
+                        for r in results["rows"]
+                        if r["change"] == name
+                    ],
+                )
+                for name in robustness.NAMES
+            ]
+        ),
+        "robustness-mistakes": pictures.changed_mistakes(rows),
+    }
 
 
 def _curves_note(history, steps) -> str:
@@ -176,6 +227,52 @@ def embedded_png(png: bytes, alt: str) -> str:
     """An <img> that carries its PNG inside the page (a data URI)."""
     data = base64.b64encode(png).decode()
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def _holds_up_section(figures, table) -> str:
+    results = figures["robustness"]
+    if results is None:
+        return "<p>The robustness suite changes MNIST's digits; this run is of another dataset.</p>"
+    e = html.escape
+
+    def value(row) -> str:
+        return (
+            f'<span data-change="{e(row["change"])}" data-strength="{row["strength"]:g}" '
+            f'data-value="{row["accuracy"]!r}">{row["accuracy"]:.1%}</span>'
+        )
+
+    by_change = {}
+    for row in results["rows"][1:]:
+        by_change.setdefault(row["change"], []).append(row)
+    columns = max(len(rows) for rows in by_change.values())
+    cells = [
+        [e(name), e(robustness.CHANGES[name][0])]
+        + [f"{value(row)} <span class='muted'>({row['strength']:g})</span>" for row in rows]
+        + [""] * (columns - len(rows))
+        for name, rows in by_change.items()
+    ]
+    worst = results["worst"]
+    return (
+        f"<p>{results['per_change']} test digits (picked with seed {results['seed']}) changed "
+        "in named ways at three strengths, each drawn on a page as dark ink on light paper and "
+        "read back through the same preprocessing as <code>mnist-cnn predict</code>; a page "
+        "it could not read counts as wrong. "
+        f"The unchanged page: <b id='robustness-baseline' data-value='{results['baseline']!r}'>"
+        f"{results['baseline']:.1%}</b>; the mean over the changes: "
+        f"<b id='robustness-mean' data-value='{results['mean']!r}'>{results['mean']:.1%}</b>; "
+        f"the worst: {worst['accuracy']:.1%} ({e(worst['change'])} {worst['strength']:g}). "
+        "<code>mnist-cnn robustness RUN --per-change N</code> measures more digits.</p>"
+        + table(
+            cells,
+            ["change", "what it does", "mild", "middle", "strong"][: 2 + columns],
+            ' id="robustness-table" class="kv"',
+        )
+        + embedded_png(figures["robustness-chart"], "accuracy against strength, per change")
+        + "<p class='muted'>Mistakes each change caused (digits read right on the unchanged "
+        "page), as the model saw them after preprocessing: true → answer @ strength, the "
+        "strongest first.</p>"
+        + embedded_png(figures["robustness-mistakes"], "changed digits read wrong")
+    )
 
 
 def _render(title: str, config, metrics, figures) -> str:
@@ -281,6 +378,7 @@ def _render(title: str, config, metrics, figures) -> str:
             f"after: {calibration.get('test_ece_after', 0):.2%}.</p>"
             + embedded_png(figures["calibration"], "reliability diagram")
         ),
+        "robustness": _holds_up_section(figures, table),
         "filters": embedded_png(figures["filters"], "first-layer filters")
         if "filters" in figures
         else "<p>This model has no convolutions.</p>",

@@ -6,25 +6,35 @@ slanted, squashed, thick or thin, small on the page, faint, broken or compressed
 change is drawn at 4x resolution (so stroke width changes by fractions of an MNIST pixel),
 rendered as dark ink on light paper, and goes through the same preprocessing `predict`
 uses, so that the preprocessing is part of what is measured. Every random choice comes
-from a generator seeded by (seed, change, strength): the suite is the same on every run.
-No Keras here: `score` takes any function from digits to probabilities.
+from the digit's own generator, seeded by (seed, change, strength, digit): the suite is the
+same on every run, and a digit's page does not depend on which others are in the sample.
+The suite depends on the digits, the sample and this code, never on the model, so it is
+built once per machine and kept (`cached_suite`). No Keras here: `score` takes any
+function from digits to probabilities.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from . import imaging
+from .atomic import atomic_write
+from .datasets import DEFAULT_CACHE
 from .imaging import ImageError, to_mnist
 
 UP = 4  # the digit is changed at 4x its 28x28 pixels
 PAGE = 160  # pixels of paper around it
 BASELINE = ("none", 0)
+REPORT_PER_CHANGE = 100  # the report's sample: 3,700 pages, built once per machine
+CACHE = DEFAULT_CACHE / "robustness"
 
 # change -> (what it does, its strengths from mild to strong)
 CHANGES: dict[str, tuple[str, tuple]] = {
@@ -80,6 +90,8 @@ def _changed_ink(change: str, strength, ink: np.ndarray, rng) -> np.ndarray:
     if change == "squashed":
         return _affine(ink, np.array([[1.0, 0.0], [0.0, strength]]))
     if change == "stretched":
+        if not (ink > 64).any():
+            return ink  # nothing to stretch
         rows, cols = _bounding_box(ink)
         height, width = rows.stop - rows.start, cols.stop - cols.start
         target = max(height, width)
@@ -150,24 +162,32 @@ class Suite:
     seed: int
 
 
+def _plan() -> list[tuple[tuple[str, float], int]]:
+    """Every (change, strength) in order, the unchanged page first, with the change's index."""
+    return [(BASELINE, 0)] + [
+        ((name, strength), index)
+        for index, name in enumerate(NAMES, start=1)
+        for strength in CHANGES[name][1]
+    ]
+
+
+def _sample(count: int, per_change: int | None, seed: int) -> np.ndarray:
+    size = count if per_change is None else min(per_change, count)
+    return np.sort(np.random.default_rng(seed).choice(count, size, replace=False))
+
+
 def build_suite(
     images: np.ndarray, labels: np.ndarray, per_change: int | None = None, seed: int = 0
 ) -> Suite:
     """Every change at every strength (and the unchanged page, "none"), on the same
     `per_change` digits (a seeded sample; all given digits if None)."""
-    count = len(images) if per_change is None else min(per_change, len(images))
-    sources = np.sort(np.random.default_rng(seed).choice(len(images), count, replace=False))
-    plan = [(BASELINE, 0)] + [
-        ((name, strength), index)
-        for index, name in enumerate(NAMES, start=1)
-        for strength in CHANGES[name][1]
-    ]
+    sources = _sample(len(images), per_change, seed)
     entries = {}
-    for (name, strength), index in plan:
-        rng = np.random.default_rng([seed, index, int(round(float(strength) * 100))])
-        digits = np.zeros((count, 28, 28), dtype=np.uint8)
-        rejected = np.zeros(count, dtype=bool)
+    for (name, strength), index in _plan():
+        digits = np.zeros((len(sources), 28, 28), dtype=np.uint8)
+        rejected = np.zeros(len(sources), dtype=bool)
         for row, source in enumerate(sources):
+            rng = np.random.default_rng([seed, index, round(float(strength) * 100), int(source)])
             sheet = page(name, strength, images[source], rng)
             try:
                 digits[row] = to_mnist(sheet, name=f"{name} {strength}").image
@@ -177,14 +197,70 @@ def build_suite(
     return Suite(entries, seed)
 
 
+def _key(images: np.ndarray, labels: np.ndarray, per_change: int | None, seed: int) -> str:
+    """What the suite depends on: the digits, the sample, the seed, and the code that draws
+    and reads the pages (this module and imaging.py)."""
+    digest = hashlib.sha256(f"{per_change}:{seed}:".encode())
+    for part in (images, labels):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    for module in (__file__, imaging.__file__):
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()[:24]
+
+
+def cached_suite(
+    images: np.ndarray,
+    labels: np.ndarray,
+    per_change: int | None = REPORT_PER_CHANGE,
+    seed: int = 0,
+    folder: str | Path = CACHE,
+) -> Suite:
+    """`build_suite`, kept in `folder`: 3,700 pages take seconds to draw and read, and every
+    report measures the same ones. A folder that cannot be written only costs the rebuild."""
+    path = Path(folder) / f"suite-{_key(images, labels, per_change, seed)}.npz"
+    try:
+        with np.load(path) as stored:
+            digits, rejected, sources = stored["digits"], stored["rejected"], stored["sources"]
+        return Suite(
+            {
+                key: Entry(digits[i], labels[sources], sources, rejected[i])
+                for i, (key, _) in enumerate(_plan())
+            },
+            seed,
+        )
+    except (OSError, KeyError, ValueError, IndexError):
+        pass
+    suite = build_suite(images, labels, per_change, seed)
+    entries = list(suite.entries.values())
+    arrays = {
+        "digits": np.stack([entry.digits for entry in entries]),
+        "rejected": np.stack([entry.rejected for entry in entries]),
+        "sources": entries[0].sources,
+    }
+    try:
+        atomic_write(path, lambda tmp: np.savez(tmp, **arrays))
+    except OSError:
+        pass
+    return suite
+
+
 def score(suite: Suite, probabilities: Callable[[np.ndarray], np.ndarray], examples=4) -> dict:
     """Accuracy per change and strength (refused pages are wrong), the mean over every
-    changed entry, the worst, and a few wrong examples of each (indices into the entry)."""
+    changed entry, the worst, and a few examples of each change's mistakes (indices into
+    the entry): digits the unchanged page got right, so the change caused them."""
     rows = []
-    for (name, strength), entry in suite.entries.items():
-        predicted = np.asarray(probabilities(entry.digits)).argmax(axis=1)
+    entries = suite.entries.items()
+    answers = np.asarray(probabilities(np.concatenate([e.digits for _, e in entries])))
+    ends = np.cumsum([len(entry.digits) for _, entry in entries])
+    plain_right = set()
+    for ((name, strength), entry), end in zip(entries, ends, strict=True):
+        predicted = answers[end - len(entry.digits) : end].argmax(axis=1)  # one call for all
         right = (predicted == entry.labels) & ~entry.rejected
+        if (name, strength) == BASELINE:
+            plain_right = set(entry.sources[right].tolist())
         wrong = np.flatnonzero(~right)
+        if (name, strength) != BASELINE:
+            wrong = wrong[[s in plain_right for s in entry.sources[wrong].tolist()]]
         rows.append(
             {
                 "change": name,
@@ -200,6 +276,7 @@ def score(suite: Suite, probabilities: Callable[[np.ndarray], np.ndarray], examp
     worst = min(changed, key=lambda row: row["accuracy"])
     return {
         "seed": suite.seed,
+        "per_change": rows[0]["digits"],
         "rows": rows,
         "baseline": next(row["accuracy"] for row in rows if row["change"] == BASELINE[0]),
         "mean": float(np.mean([row["accuracy"] for row in changed])),
@@ -208,11 +285,14 @@ def score(suite: Suite, probabilities: Callable[[np.ndarray], np.ndarray], examp
 
 
 def table(results: dict) -> str:
-    """The results as a Markdown table: one row per change, mild to strong."""
+    """The results as a Markdown table: one row per change, its strengths mild to strong."""
+    columns = max(len(CHANGES[name][1]) for name in NAMES)
+    blanks = " |" * (columns - 1)
+    heads = ["mild", "middle", "strong"] if columns == 3 else range(1, columns + 1)
     lines = [
-        "| change | mild | middle | strong |",
-        "| --- | ---: | ---: | ---: |",
-        f"| none (the page as it is) | {results['baseline']:.1%} | | |",
+        "| change |" + "".join(f" {head} |" for head in heads),
+        "| --- |" + " ---: |" * columns,
+        f"| none (the page as it is) | {results['baseline']:.1%} |{blanks}",
     ]
     for name in NAMES:
         cells = [
@@ -220,10 +300,11 @@ def table(results: dict) -> str:
             for row in results["rows"]
             if row["change"] == name
         ]
+        cells += [""] * (columns - len(cells))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     worst = results["worst"]
-    lines.append(f"| **mean of the changes** | **{results['mean']:.1%}** | | |")
+    lines.append(f"| **mean of the changes** | **{results['mean']:.1%}** |{blanks}")
     lines.append(
-        f"| worst | {worst['accuracy']:.1%} ({worst['change']} {worst['strength']:g}) | | |"
+        f"| worst | {worst['accuracy']:.1%} ({worst['change']} {worst['strength']:g}) |{blanks}"
     )
     return "\n".join(lines)

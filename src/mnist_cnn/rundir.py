@@ -30,6 +30,7 @@ TIMINGS = "timings.json"
 MODEL = "model.keras"
 METRICS = "metrics.json"
 CALIBRATION = "calibration.json"
+ROBUSTNESS = "robustness.json"
 PLOTS = "plots"
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")  # .h5: Keras 2's format, as notebooks save it
 MODEL_SUFFIXES = (*KERAS_SUFFIXES, ".onnx")
