@@ -25,6 +25,7 @@ CENTRE = 14.0  # where MNIST's centres of mass sit (measured: 14.00, 14.01 over 
 MAX_PIXELS = 64_000_000  # anything larger is refused before it is decoded (decompression bombs)
 MIN_CONTRAST = 40  # ink must stand this far (of 255) above the background, else "no digit"
 MIN_INK_PIXELS = 4
+DENOISE_FRACTION = 160  # ink is found after a blur of sigma = the image's side / this
 SPECK = 0.08  # in a row of digits, ink pieces under this share of the largest piece are dirt
 SAME_DIGIT_OVERLAP = 0.5  # pieces overlapping this much horizontally belong to one digit
 FRAGMENT = 0.5  # a group less than half as tall as the median digit is a broken stroke
@@ -186,8 +187,12 @@ def ink_mask(strokes: np.ndarray, label: str = "image") -> tuple[np.ndarray, flo
     contrast = bright - median
     if contrast < MIN_CONTRAST:
         raise ImageError(f"{label}: no digit found (the image is blank or too faint)")
-    threshold = _otsu(strokes)
-    mask = strokes >= threshold
+    # Found after a blur of about a 160th of the image: a grainy page's single pixels then
+    # stay under the threshold, while strokes, many pixels wide, keep their level. The ink
+    # itself is the pixels over the threshold there, so the blur does not widen it.
+    smooth = ndimage.gaussian_filter(strokes, max(strokes.shape) / DENOISE_FRACTION)
+    threshold = _otsu(smooth)
+    mask = (strokes >= threshold) & ndimage.binary_dilation(smooth >= threshold)
     if mask.sum() < MIN_INK_PIXELS:
         raise ImageError(f"{label}: no digit found (too little ink)")
     return mask, threshold
@@ -222,11 +227,20 @@ def to_mnist(source: Source, name: str | None = None) -> Preprocessed:
     grey_levels = _reduce(grey(open_image(source, label)))
     strokes = ink(grey_levels)
     mask, threshold = ink_mask(strokes, label)
+    mask = _without_specks(mask, SPECK / 4)  # a digit's own pieces (a 5's bar) are kept
     rows, cols = np.nonzero(mask)
-    crop = strokes[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    window = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+    crop = np.where(ndimage.binary_dilation(mask, iterations=2), strokes, 0.0)[window]
     fitted, digit = fit_and_centre(crop, threshold)
     steps = {"grey": grey_levels, "ink": strokes, "crop": crop, "fitted": fitted, "mnist": digit}
     return Preprocessed(image=digit, steps=steps)
+
+
+def _without_specks(mask: np.ndarray, share: float) -> np.ndarray:
+    """The mask without ink pieces smaller than `share` of its largest piece (dirt, grain)."""
+    pieces, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    sizes = np.bincount(pieces.ravel())[1:]
+    return np.isin(pieces, 1 + np.flatnonzero(sizes >= share * sizes.max()))
 
 
 def split_digits(source: Source, name: str | None = None) -> list[Preprocessed]:
