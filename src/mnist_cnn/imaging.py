@@ -187,12 +187,12 @@ def ink_mask(strokes: np.ndarray, label: str = "image") -> tuple[np.ndarray, flo
     contrast = bright - median
     if contrast < MIN_CONTRAST:
         raise ImageError(f"{label}: no digit found (the image is blank or too faint)")
-    # Found after a blur of about a 160th of the image: a grainy page's single pixels then
-    # stay under the threshold, while strokes, many pixels wide, keep their level. The ink
-    # itself is the pixels over the threshold there, so the blur does not widen it.
-    smooth = ndimage.gaussian_filter(strokes, max(strokes.shape) / DENOISE_FRACTION)
-    threshold = _otsu(smooth)
-    mask = (strokes >= threshold) & ndimage.binary_dilation(smooth >= threshold)
+    # The ink is the pixels over Otsu's threshold that lie on strokes found after a blur of
+    # a 160th of the image: a grainy page's single pixels then stay under the blurred
+    # threshold, while strokes, many pixels wide, keep their level.
+    threshold = _otsu(strokes)
+    smooth = ndimage.gaussian_filter(strokes, min(strokes.shape) / DENOISE_FRACTION)
+    mask = (strokes >= threshold) & ndimage.binary_dilation(smooth >= _otsu(smooth))
     if mask.sum() < MIN_INK_PIXELS:
         raise ImageError(f"{label}: no digit found (too little ink)")
     return mask, threshold
