@@ -1,4 +1,5 @@
-"""RandomAffine: the right geometry, one sharp resampling, identity at inference, safe to load."""
+"""RandomAffine: the right geometry, one sharp resampling, identity at inference, safe to load.
+RandomStrokes: thicker, thinner and broken strokes, as named."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from mnist_cnn.backend import import_keras
 
 keras = import_keras()
 
-from mnist_cnn.augmentation import RandomAffine, affine_transforms  # noqa: E402
+from mnist_cnn.augmentation import RandomAffine, RandomStrokes, affine_transforms  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +24,9 @@ def digits(mnist):
     return x_train[:2000].astype("float32")[..., None] / 255.0
 
 
-def _warp(images, angle=0.0, scale=1.0, dx=0.0, dy=0.0):
+def _warp(images, angle=0.0, scale=1.0, dx=0.0, dy=0.0, shear=None, widen=None):
     n = len(images)
+    given = lambda v: None if v is None else np.full(n, v, "float32")  # noqa: E731
     rows = affine_transforms(
         np.full(n, angle, "float32"),
         np.full(n, scale, "float32"),
@@ -32,6 +34,8 @@ def _warp(images, angle=0.0, scale=1.0, dx=0.0, dy=0.0):
         np.full(n, dy, "float32"),
         28,
         28,
+        given(shear),
+        given(widen),
     )
     return np.asarray(keras.ops.image.affine_transform(images, rows, fill_mode="constant"))
 
@@ -62,6 +66,52 @@ def test_the_geometry_of_one_transform(digits):
     small = _warp(some, scale=2.0)
     spread = lambda im: np.sqrt((im[..., 0] * ((np.arange(28) - 13.5) ** 2)).sum() / im.sum())  # noqa: E731
     assert 0.4 < spread(small) / spread(some) < 0.6
+
+
+def _width_height(images):
+    """The spread of the ink along x and along y (standard deviations, in pixels)."""
+    ink = images[..., 0]
+    grid = np.arange(28) - 13.5
+    total = ink.sum(axis=(1, 2))
+    x = np.sqrt((ink.sum(1) * grid**2).sum(1) / total - ((ink.sum(1) * grid).sum(1) / total) ** 2)
+    y = np.sqrt((ink.sum(2) * grid**2).sum(1) / total - ((ink.sum(2) * grid).sum(1) / total) ** 2)
+    return x, y
+
+
+def test_slant_and_aspect(digits):
+    ones = digits[:200]
+    width, height = _width_height(ones)
+    wide_w, wide_h = _width_height(_warp(ones, widen=1.5))
+    assert np.median(wide_w / width) == pytest.approx(1.5, rel=0.1)  # wider by e^aspect
+    assert np.median(wide_h / height) == pytest.approx(1.0, abs=0.03)  # as tall as before
+    # a shear moves each row sideways in proportion to its height: top and bottom part ways
+    line = np.zeros((1, 28, 28, 1), "float32")
+    line[0, 4:24, 14] = 1.0  # a vertical stroke
+    slanted = _warp(line, shear=0.5)[0, ..., 0]
+    top, bottom = np.argmax(slanted[6]), np.argmax(slanted[21])
+    assert abs(int(top) - int(bottom)) == pytest.approx(0.5 * 15, abs=1.5)
+    # without them, the rows are what they were (a recipe without them trains as before)
+    np.testing.assert_allclose(_warp(ones, shear=0.0, widen=1.0), ones, atol=1e-6)
+
+
+def test_strokes_thicker_thinner_and_broken(digits):
+    some = digits[:256]
+    thick = np.asarray(RandomStrokes(stroke=0.9, seed=1)(some, training=True))
+    change = thick.sum(axis=(1, 2, 3)) / some.sum(axis=(1, 2, 3))
+    assert (change > 1.02).any() and (change < 0.98).any()  # both ways, per digit
+    assert 0.1 < change.min() and change.max() < 2.5  # a 3x3 erosion can take most of a stroke
+    broken = np.asarray(RandomStrokes(erase=0.99, seed=2)(some, training=True))
+    assert (broken <= some + 1e-6).all()  # gaps only take ink away
+    lost = 1 - broken.sum(axis=(1, 2, 3)) / some.sum(axis=(1, 2, 3))
+    assert np.median(lost) > 0.03 and lost.max() < 0.7  # up to 4 gaps of 9 pixels
+    # gaps fall on the ink: most of the pixels they clear were inked
+    cleared = (some - broken)[..., 0] > 0
+    assert cleared.any(axis=(1, 2)).mean() > 0.9
+    spared = np.asarray(RandomStrokes(erase=0.0, stroke=0.0)(some, training=True))
+    np.testing.assert_array_equal(spared, some)
+    np.testing.assert_array_equal(
+        np.asarray(RandomStrokes(stroke=0.9, erase=0.9)(some, training=False)), some
+    )
 
 
 def test_identity_outside_training_and_at_zero_strength(digits):

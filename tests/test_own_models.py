@@ -158,7 +158,10 @@ def test_a_pasted_list_trains_resumes_and_reports(tmp_path, trained_run):
         0.002,
         64,
     )
-    assert settings["augmentation"] == {"rotation": 5.0, "zoom": 0.0, "shift": 0.0}
+    assert settings["augmentation"] == {
+        **dict.fromkeys(("zoom", "shift", "shear", "aspect", "stroke", "erase"), 0.0),
+        "rotation": 5.0,
+    }
     assert settings["label_smoothing"] == 0.05 and settings["select_best"] is True
     assert "Conv2D(16, (3, 3)" in (run / "report.html").read_text()
 
@@ -215,7 +218,12 @@ def test_every_recipe_flag_reaches_a_catalogue_entry(tmp_path):
         "label_smoothing": 0.1,
         "precision": "mixed_bfloat16",
         "select_best": True,
-        "augmentation": {"rotation": 10.0, "zoom": 0.1, "shift": 0.1},
+        "augmentation": {
+            **dict.fromkeys(("shear", "aspect", "stroke", "erase"), 0.0),
+            "rotation": 10.0,
+            "zoom": 0.1,
+            "shift": 0.1,
+        },
         "seed": 42,
         "dataset": "mnist",
         "limit": 6000,

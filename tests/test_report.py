@@ -90,6 +90,9 @@ def test_train_writes_a_complete_report(trained_run, open_page):
         assert cell.text_content() == f"{row['accuracy']:.1%}"
     assert "worst" in section.text_content()
     assert measured["mean"] < measured["baseline"]  # the changes do cost something
+    refused = run_cli("robustness", str(run), "--per-change", "0")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.count("\n") == 1 and "--per-change 0" in refused.stderr
 
     per_class = page.locator("section#per-class tr")
     assert per_class.count() == 11  # a header and ten digits

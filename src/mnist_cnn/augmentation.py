@@ -34,10 +34,15 @@ class RandomAffine(keras.layers.Layer):
         zoom: float = 0.1,
         shift: float = 0.1,
         seed: int | None = None,
+        shear: float = 0.0,
+        aspect: float = 0.0,
         **kwargs,
     ):
+        """`shear`: x moves by up to this much per unit of height, either way (a slant);
+        `aspect`: the width alone scaled by up to e^+-aspect (squashed or stretched)."""
         super().__init__(**kwargs)
         self.rotation, self.zoom, self.shift, self.seed = rotation, zoom, shift, seed
+        self.shear, self.aspect = shear, aspect
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, images, training=None):
@@ -54,7 +59,10 @@ class RandomAffine(keras.layers.Layer):
         angle = uniform(math.radians(self.rotation))
         scale = 1.0 + uniform(self.zoom)  # >1 reads a larger window: the digit shrinks
         dx, dy = uniform(self.shift * width), uniform(self.shift * height)
-        transform = affine_transforms(angle, scale, dx, dy, height, width)
+        # Drawn only when asked for, so that a recipe without them draws what it always did.
+        shear = uniform(self.shear) if self.shear else None
+        widen = ops.exp(uniform(self.aspect)) if self.aspect else None
+        transform = affine_transforms(angle, scale, dx, dy, height, width, shear, widen)
         moved = ops.image.affine_transform(
             ops.cast(images, "float32"), transform, interpolation="bilinear", fill_mode="constant"
         )
@@ -70,28 +78,94 @@ class RandomAffine(keras.layers.Layer):
             "zoom": self.zoom,
             "shift": self.shift,
             "seed": self.seed,
+            "shear": self.shear,
+            "aspect": self.aspect,
         }
 
 
-def affine_transforms(angle, scale, dx, dy, height: int, width: int):
+def affine_transforms(angle, scale, dx, dy, height: int, width: int, shear=None, widen=None):
     """One row per image for `ops.image.affine_transform`: output pixel p reads the input at
-    centre + scale * R(angle) (p - centre) + (dx, dy), with x along the width."""
+    centre + A (p - centre) + (dx, dy), with x along the width, where
+    A = scale * R(angle) @ diag(1 / widen, 1) @ [[1, shear], [0, 1]]."""
     cos, sin = ops.cos(angle) * scale, ops.sin(angle) * scale
+    a0, a1, a3, a4 = cos, -sin, sin, cos
+    if widen is not None:  # reading a narrower window widens the digit
+        a0, a3 = a0 / widen, a3 / widen
+    if shear is not None:
+        a1, a4 = a1 + a0 * shear, a4 + a3 * shear
     cx, cy = (width - 1) / 2, (height - 1) / 2
     zero = ops.zeros_like(cos)
     return ops.stack(
-        [
-            cos,
-            -sin,
-            cx - cos * cx + sin * cy + dx,
-            sin,
-            cos,
-            cy - sin * cx - cos * cy + dy,
-            zero,
-            zero,
-        ],
+        [a0, a1, cx - a0 * cx - a1 * cy + dx, a3, a4, cy - a3 * cx - a4 * cy + dy, zero, zero],
         axis=1,
     )
+
+
+@keras.saving.register_keras_serializable(package="mnist_cnn")
+class RandomStrokes(keras.layers.Layer):
+    """Pens and paper at random: each digit's strokes made thicker or thinner, and gaps cut
+    across them; identity at inference.
+
+    `stroke`: each image's ink moves toward its 3x3 dilation (thicker) or erosion (thinner)
+    by a share in +-`stroke`, so a fraction of a pixel is possible. `erase`: the chance that
+    an image gets up to four gaps, discs of 1.5 pixels' radius centred on its ink. People's
+    pens are wider and narrower than MNIST's, and strokes break where the pen skipped.
+    """
+
+    GAPS = 4
+    RADIUS = 1.5
+
+    def __init__(self, stroke: float = 0.0, erase: float = 0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.stroke, self.erase, self.seed = stroke, erase, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        x = ops.cast(images, "float32")
+        batch = ops.shape(x)[0]
+        if self.stroke:
+            share = keras.random.uniform(
+                (batch, 1, 1, 1), -self.stroke, self.stroke, seed=self.seed_generator
+            )
+            thicker = ops.max_pool(x, 3, strides=1, padding="same")
+            thinner = -ops.max_pool(-x, 3, strides=1, padding="same")
+            x = x + ops.where(share > 0, share * (thicker - x), -share * (thinner - x))
+        if self.erase:
+            x = x * self._gaps(x, batch)
+        return ops.cast(x, images.dtype)
+
+    def _gaps(self, x, batch):
+        """1 where the ink stays, 0 inside the gaps (none for the images spared)."""
+        height, width = x.shape[1], x.shape[2]
+        ink = ops.reshape(x, (batch, height * width))
+        picks = keras.random.categorical(
+            ops.log(ink + 1e-6), self.GAPS, seed=self.seed_generator
+        )  # (batch, gaps): where on the ink each gap is centred
+        rows = ops.cast(picks // width, "float32")[:, :, None, None]
+        cols = ops.cast(picks % width, "float32")[:, :, None, None]
+        grid_y = ops.arange(height, dtype="float32")[None, None, :, None]
+        grid_x = ops.arange(width, dtype="float32")[None, None, None, :]
+        inside = (grid_y - rows) ** 2 + (grid_x - cols) ** 2 <= self.RADIUS**2
+        count = keras.random.randint((batch, 1), 1, self.GAPS + 1, seed=self.seed_generator)
+        used = ops.arange(self.GAPS)[None, :] < count  # (batch, gaps)
+        gapped = ops.logical_and(
+            ops.logical_and(inside, used[:, :, None, None]),
+            (keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator) < self.erase),
+        )
+        return 1.0 - ops.cast(ops.any(gapped, axis=1), "float32")[..., None]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "stroke": self.stroke,
+            "erase": self.erase,
+            "seed": self.seed,
+        }
 
 
 def is_augmentation(layer) -> bool:

@@ -15,11 +15,18 @@ from dataclasses import asdict, dataclass, fields
 @dataclass(frozen=True)
 class Augmentation:
     """Each training digit turned, scaled and moved at random, in one resampling: up to
-    `rotation` degrees either way, a scale of 1 +- `zoom` and a shift of +-`shift` of its size."""
+    `rotation` degrees either way, a scale of 1 +- `zoom` and a shift of +-`shift` of its size;
+    slanted by up to +-`shear` (x per unit of height) and its width alone scaled by up to
+    e^+-`aspect`. Then its strokes made thicker or thinner by up to `stroke` of a pixel's
+    dilation, and, for a share `erase` of the digits, gaps cut across the ink."""
 
     rotation: float = 10.0
     zoom: float = 0.1
     shift: float = 0.1
+    shear: float = 0.0
+    aspect: float = 0.0
+    stroke: float = 0.0
+    erase: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -179,7 +186,7 @@ def as_flags(settings: dict) -> str:
         if field == "select_best":
             words.append("--select-best" if value else "--no-select-best")
         elif field == "augmentation":
-            strengths = ",".join(f"{k}={v:g}" for k, v in (value or {}).items())
+            strengths = ",".join(f"{k}={v:g}" for k, v in (value or {}).items() if v)
             words.append(f"--augment {strengths or AUGMENT_OFF}")
         else:
             words.append(

@@ -30,7 +30,7 @@ from . import (
 )
 from . import settings as recipe_settings
 from .atomic import atomic_write_json
-from .augmentation import RandomAffine
+from .augmentation import RandomAffine, RandomStrokes
 from .backend import versions
 from .ensemble import ensemble_of
 from .stopwatch import Stopwatch
@@ -237,9 +237,12 @@ def build(entry: catalogue.Entry, settings: dict) -> keras.Model:
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(settings["precision"])
     try:
-        strengths = settings["augmentation"]
+        strengths = dict(settings["augmentation"] or {})
         # Made before the network's own layers, as when it was `best`'s first: same seeds.
-        front = [RandomAffine(**strengths)] if strengths else []
+        pens = {key: strengths.pop(key, 0.0) for key in ("stroke", "erase")}
+        front = [RandomAffine(**strengths)] if any(strengths.values()) else []
+        if any(pens.values()):
+            front.append(RandomStrokes(**pens))
         return entry.build(*front)
     finally:
         keras.mixed_precision.set_global_policy(previous)
