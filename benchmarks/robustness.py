@@ -16,6 +16,7 @@ for handwriting is chosen on, so that the test digits are read once per finished
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ from mnist_cnn.backend import import_keras, versions
 
 import_keras()
 
-from mnist_cnn import datasets, robustness  # noqa: E402
+from mnist_cnn import datasets, robustness, rundir  # noqa: E402
 from mnist_cnn.inference import Classifier  # noqa: E402
 from mnist_cnn.training import split_validation  # noqa: E402
 
@@ -80,7 +81,37 @@ def main() -> int:
         )
         + " |"
     )
+    summary(args.models, results)
     return 0
+
+
+def summary(models: list[str], results: dict) -> None:
+    """Per catalogue model (runs grouped by their config's model): seeds, the suite's mean
+    (mean, lowest), the worst cell, and each run's MNIST test accuracy and fit time, read
+    from its metrics.json. What `robust`'s goals are judged on."""
+    groups: dict[str, list[str]] = {}
+    for model in models:
+        run = rundir.run_dir_of(model)
+        name = rundir.read_json(run / rundir.CONFIG)["model"] if run else Path(model).name
+        groups.setdefault(name, []).append(model)
+    print(
+        "\n| model | runs (seeds) | suite mean: mean (lowest) | MNIST test: mean (lowest) "
+        "| fit min: mean (longest) |"
+    )
+    print("| --- | --- | ---: | ---: | ---: |")
+    for name, members in groups.items():
+        means = [results[Path(m).name]["mean"] for m in members]
+        runs = [rundir.run_dir_of(m) for m in members]
+        metrics = [rundir.read_json(r / rundir.METRICS) for r in runs if r]
+        seeds = [rundir.read_json(r / rundir.CONFIG)["settings"].get("seed") for r in runs if r]
+        tests = [m["test_accuracy"] for m in metrics]
+        fits = [m["train_seconds"] / 60 for m in metrics]
+        print(
+            f"| `{name}` | {len(members)} ({', '.join(map(str, seeds))}) "
+            f"| {statistics.mean(means):.1%} ({min(means):.1%}) "
+            + (f"| {statistics.mean(tests):.2%} ({min(tests):.2%}) " if tests else "| — ")
+            + (f"| {statistics.mean(fits):.1f} ({max(fits):.1f}) |" if fits else "| — |")
+        )
 
 
 if __name__ == "__main__":

@@ -163,25 +163,38 @@ def test_a_model_with_it_saves_and_loads_in_safe_mode(tmp_path, digits):
     model = keras.Sequential(
         [
             keras.Input((28, 28, 1)),
-            RandomAffine(rotation=5, zoom=0.2, shift=0.05),
+            RandomAffine(rotation=5, zoom=0.2, shift=0.05, shear=0.3, aspect=0.4),
+            RandomStrokes(stroke=0.5, erase=0.5),
             keras.layers.Flatten(),
             keras.layers.Dense(10, activation="softmax"),
         ]
     )
     path = tmp_path / "model.keras"
     model.save(path)
-    layer = rundir.load_model(path).layers[0]
-    assert isinstance(layer, RandomAffine)
-    assert (layer.rotation, layer.zoom, layer.shift) == (5, 0.2, 0.05)
+    loaded = rundir.load_model(path)
+    layer, pens = loaded.layers[0], loaded.layers[1]
+    assert isinstance(layer, RandomAffine) and isinstance(pens, RandomStrokes)
+    assert (layer.rotation, layer.zoom, layer.shift, layer.shear, layer.aspect) == (
+        5,
+        0.2,
+        0.05,
+        0.3,
+        0.4,
+    )
+    assert (pens.stroke, pens.erase) == (0.5, 0.5)
+    np.testing.assert_allclose(
+        loaded.predict(digits[:8], verbose=0), model.predict(digits[:8], verbose=0)
+    )
 
 
 def test_it_runs_under_jax(digits, tmp_path):
     np.save(tmp_path / "digits.npy", digits[:64])
     script = (
         "import sys, numpy as np\n"
-        "from mnist_cnn.augmentation import RandomAffine\n"
+        "from mnist_cnn.augmentation import RandomAffine, RandomStrokes\n"
         "x = np.load(sys.argv[1])\n"
-        "out = np.asarray(RandomAffine(seed=1)(x, training=True))\n"
+        "out = np.asarray(RandomAffine(seed=1, shear=0.3, aspect=0.4)(x, training=True))\n"
+        "out = np.asarray(RandomStrokes(stroke=0.5, erase=0.5, seed=2)(out, training=True))\n"
         "assert out.shape == x.shape and np.isfinite(out).all()\n"
         "assert np.abs(out - x).max() > 0.1\n"
         "import keras; print(keras.backend.backend())\n"

@@ -50,6 +50,21 @@ def test_dark_ink_on_light_paper_off_centre_on_a_big_canvas(mnist):
     assert max(result.steps["fitted"].shape) == 20
 
 
+def test_a_digit_that_fills_the_page(mnist):
+    """A photo cropped tightly around a big digit: strokes a sixth of the page wide. It reads
+    as the same digit with a margin around it does."""
+    x_test = mnist[1][0]
+    same = []
+    for digit in x_test[:30]:
+        rows, cols = np.nonzero(digit > 30)
+        crop = Image.fromarray(digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1])
+        big = np.asarray(crop.resize((crop.width * 10, crop.height * 10), Image.BICUBIC))
+        tight = to_mnist((255 - big).astype(np.uint8)).image
+        framed = to_mnist((255 - np.pad(big, 40)).astype(np.uint8)).image
+        same.append(_correlation(tight, framed))
+    assert np.median(same) > 0.98 and np.mean(np.array(same) > 0.9) >= 0.9, sorted(same)[:5]
+
+
 def test_uneven_lighting_is_removed(mnist):
     digit = mnist[1][0][1].astype(float)
     big = np.asarray(Image.fromarray(digit.astype(np.uint8)).resize((112, 112), Image.BICUBIC))

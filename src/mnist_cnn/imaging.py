@@ -159,8 +159,9 @@ def ink(values: np.ndarray) -> np.ndarray:
     rim = np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
     if np.median(rim) > 127:  # light paper: MNIST wants light ink on dark
         values = 255.0 - values
-    # Background: erase the ink with a minimum filter wider than a stroke, then smooth.
-    window = max(3, min(height, width) // 6)
+    # Background: erase the ink with a minimum filter wider than a stroke, then smooth. A
+    # third of the page: a digit that fills it has strokes a sixth of the page wide.
+    window = max(3, min(height, width) // 3)
     background = ndimage.uniform_filter(ndimage.minimum_filter(values, size=window), size=window)
     return np.clip(values - background, 0, None)
 

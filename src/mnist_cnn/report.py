@@ -160,21 +160,16 @@ def _holds_up(config, model, test_set) -> dict:
     return {
         "robustness": results,
         "robustness-chart": pictures.share_panels(
-            [
-                (
-                    name,
-                    [("0", results["baseline"])]
-                    + [
-                        (f"{r['strength']:g}", r["accuracy"])
-                        for r in results["rows"]
-                        if r["change"] == name
-                    ],
-                )
-                for name in robustness.NAMES
-            ]
+            [(name, _against_strength(results, name)) for name in robustness.NAMES]
         ),
         "robustness-mistakes": pictures.changed_mistakes(rows),
     }
+
+
+def _against_strength(results: dict, change: str) -> list[tuple[str, float]]:
+    """(strength, accuracy) of one change, mild to strong, after the unchanged page's at 0."""
+    rows = [row for row in results["rows"] if row["change"] == change]
+    return [("0", results["baseline"])] + [(f"{r['strength']:g}", r["accuracy"]) for r in rows]
 
 
 def _curves_note(history, steps) -> str:

@@ -41,6 +41,7 @@ CHANGES: dict[str, tuple[str, tuple]] = {
     "rotation": ("turned by this many degrees, either way", (15, 30, 45)),
     "slant": ("sheared: x moves by this much per unit of height", (0.25, 0.5, 0.75)),
     "small": ("drawn at this share of its size on the same page", (0.5, 0.3, 0.2)),
+    "large": ("drawn larger, until its box spans this share of the page", (0.8, 0.95, 1.0)),
     "squashed": ("its width kept at this share, its height whole", (0.7, 0.5, 0.35)),
     "stretched": ("stretched this far toward filling a square box", (0.33, 0.67, 1.0)),
     "thick": ("strokes widened by this many MNIST pixels on each side", (0.5, 1.0, 1.5)),
@@ -124,15 +125,17 @@ def page(change: str, strength, digit: np.ndarray, rng: np.random.Generator) -> 
     if change not in CHANGES and change != BASELINE[0]:
         raise ValueError(f"unknown change {change!r}; the changes are {', '.join(NAMES)}")
     ink = np.clip(_changed_ink(change, strength, _high(digit), rng), 0, 255)
-    size = 1.0 if change != "small" else strength
-    if size != 1.0:
-        ink = ndimage.zoom(ink, size, order=1)
+    if change == "small":
+        ink = ndimage.zoom(ink, strength, order=1)
+    if change == "large" and (ink > 64).any():
+        box = ink[_bounding_box(ink)]
+        ink = ndimage.zoom(box, strength * PAGE / max(box.shape), order=1)
     paper = np.zeros((PAGE, PAGE))
-    side = min(PAGE, ink.shape[0])
-    start = (ink.shape[0] - side) // 2
-    ink = ink[start : start + side, start : start + side]
-    top = (PAGE - side) // 2
-    paper[top : top + side, top : top + side] = ink
+    height, width = min(PAGE, ink.shape[0]), min(PAGE, ink.shape[1])
+    top, left = (ink.shape[0] - height) // 2, (ink.shape[1] - width) // 2
+    ink = ink[top : top + height, left : left + width]
+    top, left = (PAGE - height) // 2, (PAGE - width) // 2
+    paper[top : top + height, left : left + width] = ink
     contrast = strength if change == "faint" else 1.0
     sheet = 255.0 - contrast * paper
     if change == "noise":
