@@ -78,7 +78,7 @@ _BEST_RECIPE = Recipe(
 # to the augmentation (chosen on the validation split and a suite of validation digits).
 _ROBUST_RECIPE = replace(
     _BEST_RECIPE,
-    epochs=36,
+    epochs=30,
     augmentation=Augmentation(
         rotation=15, zoom=0.1, shift=0.1, shear=0.3, aspect=0.4, stroke=0.5, erase=0.5
     ),
