@@ -25,7 +25,7 @@ CENTRE = 14.0  # where MNIST's centres of mass sit (measured: 14.00, 14.01 over 
 MAX_PIXELS = 64_000_000  # anything larger is refused before it is decoded (decompression bombs)
 MIN_CONTRAST = 40  # ink must stand this far (of 255) above the background, else "no digit"
 MIN_INK_PIXELS = 4
-DENOISE_FRACTION = 160  # ink is found after a blur of sigma = the image's side / this
+DENOISE_FRACTION = 160  # strokes are found after a blur of sigma = the shorter side / this
 SPECK = 0.08  # in a row of digits, ink pieces under this share of the largest piece are dirt
 SAME_DIGIT_OVERLAP = 0.5  # pieces overlapping this much horizontally belong to one digit
 FRAGMENT = 0.5  # a group less than half as tall as the median digit is a broken stroke
@@ -228,13 +228,17 @@ def to_mnist(source: Source, name: str | None = None) -> Preprocessed:
     grey_levels = _reduce(grey(open_image(source, label)))
     strokes = ink(grey_levels)
     mask, threshold = ink_mask(strokes, label)
-    mask = _without_specks(mask, SPECK / 4)  # a digit's own pieces (a 5's bar) are kept
-    rows, cols = np.nonzero(mask)
-    window = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
-    crop = np.where(ndimage.binary_dilation(mask, iterations=2), strokes, 0.0)[window]
+    crop = _ink_crop(strokes, _without_specks(mask, SPECK / 4))  # a 5's bar is kept
     fitted, digit = fit_and_centre(crop, threshold)
     steps = {"grey": grey_levels, "ink": strokes, "crop": crop, "fitted": fitted, "mnist": digit}
     return Preprocessed(image=digit, steps=steps)
+
+
+def _ink_crop(strokes: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The strokes in the box around `mask`, zero away from it (dirt beside the digit)."""
+    rows, cols = np.nonzero(mask)
+    window = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+    return np.where(ndimage.binary_dilation(mask, iterations=2), strokes, 0.0)[window]
 
 
 def _without_specks(mask: np.ndarray, share: float) -> np.ndarray:
@@ -267,10 +271,7 @@ def split_digits(source: Source, name: str | None = None) -> list[Preprocessed]:
     groups = _fold_fragments(groups, boxes)
     digits = []
     for group in groups:
-        own = np.isin(pieces, [i + 1 for i in group])
-        rows, cols = np.nonzero(own)
-        window = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
-        crop = np.where(ndimage.binary_dilation(own, iterations=2), strokes, 0.0)[window]
+        crop = _ink_crop(strokes, np.isin(pieces, [i + 1 for i in group]))
         fitted, digit = fit_and_centre(crop, threshold)
         digits.append(
             Preprocessed(image=digit, steps={"crop": crop, "fitted": fitted, "mnist": digit})

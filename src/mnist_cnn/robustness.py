@@ -33,7 +33,7 @@ from .imaging import ImageError, to_mnist
 UP = 4  # the digit is changed at 4x its 28x28 pixels
 PAGE = 160  # pixels of paper around it
 BASELINE = ("none", 0)
-REPORT_PER_CHANGE = 100  # the report's sample: 3,700 pages, built once per machine
+REPORT_PER_CHANGE = 100  # the report's sample: 100 pages per entry, built once per machine
 CACHE = DEFAULT_CACHE / "robustness"
 
 # change -> (what it does, its strengths from mild to strong)
@@ -218,7 +218,7 @@ def cached_suite(
     seed: int = 0,
     folder: str | Path = CACHE,
 ) -> Suite:
-    """`build_suite`, kept in `folder`: 3,700 pages take seconds to draw and read, and every
+    """`build_suite`, kept in `folder`: 4,000 pages take seconds to draw and read, and every
     report measures the same ones. A folder that cannot be written only costs the rebuild."""
     path = Path(folder) / f"suite-{_key(images, labels, per_change, seed)}.npz"
     try:
