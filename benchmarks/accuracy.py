@@ -34,8 +34,14 @@ from mnist_cnn.backend import import_keras, versions
 
 import_keras()
 
-from mnist_cnn import catalogue, checkpoints, datasets, evaluation, rundir  # noqa: E402
-from mnist_cnn.training import TrainConfig, resolve_settings, train  # noqa: E402
+from mnist_cnn import (  # noqa: E402
+    evaluation,
+    rundir,  # noqa: E402
+)
+from mnist_cnn.data import datasets  # noqa: E402
+from mnist_cnn.models import catalogue  # noqa: E402
+from mnist_cnn.training import checkpoints  # noqa: E402
+from mnist_cnn.training.train import TrainConfig, resolve_settings, train  # noqa: E402
 
 # With the settings (the recipe as resolved, every field of it), what decides how a run
 # trains; the prose of an entry (source, published, notes) does not, nor the recipe's own

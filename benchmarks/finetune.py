@@ -32,8 +32,12 @@ from mnist_cnn.backend import import_keras, versions  # noqa: E402
 
 import_keras()
 
-from mnist_cnn import datasets, evaluation, rundir  # noqa: E402
-from mnist_cnn.training import TrainConfig, train  # noqa: E402
+from mnist_cnn import (  # noqa: E402
+    evaluation,
+    rundir,  # noqa: E402
+)
+from mnist_cnn.data import datasets  # noqa: E402
+from mnist_cnn.training.train import TrainConfig, train  # noqa: E402
 
 RATES = (1e-4, 3e-4, 1e-3)
 BATCH = 32

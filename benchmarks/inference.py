@@ -29,10 +29,11 @@ from mnist_cnn.backend import import_keras, versions
 
 import_keras()
 
-from mnist_cnn import datasets, rundir  # noqa: E402
-from mnist_cnn.export import export_model  # noqa: E402
-from mnist_cnn.inference import Classifier  # noqa: E402
-from mnist_cnn.training import TrainConfig, train  # noqa: E402
+from mnist_cnn import rundir  # noqa: E402
+from mnist_cnn.data import datasets  # noqa: E402
+from mnist_cnn.inference.classifier import Classifier  # noqa: E402
+from mnist_cnn.inference.export import export_model  # noqa: E402
+from mnist_cnn.training.train import TrainConfig, train  # noqa: E402
 
 CALLS = 1000
 

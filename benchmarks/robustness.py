@@ -25,9 +25,11 @@ from mnist_cnn.backend import import_keras, versions
 
 import_keras()
 
-from mnist_cnn import datasets, robustness, rundir  # noqa: E402
-from mnist_cnn.inference import Classifier  # noqa: E402
-from mnist_cnn.training import split_validation  # noqa: E402
+from mnist_cnn import rundir  # noqa: E402
+from mnist_cnn.data import datasets  # noqa: E402
+from mnist_cnn.inference.classifier import Classifier  # noqa: E402
+from mnist_cnn.reporting import robustness  # noqa: E402
+from mnist_cnn.training.train import split_validation  # noqa: E402
 
 VALIDATION = 0.05
 

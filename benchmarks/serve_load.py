@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnist_cnn import datasets, rundir
+from mnist_cnn import rundir
 from mnist_cnn.backend import versions
+from mnist_cnn.data import datasets
 
 SEED = 0
 DIGITS = 20

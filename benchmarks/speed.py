@@ -102,7 +102,7 @@ def warm_fits(seeds, out: str, model: str) -> list[float]:
     from mnist_cnn.backend import import_keras
 
     import_keras()
-    from mnist_cnn.training import TrainConfig, train
+    from mnist_cnn.training.train import TrainConfig, train
 
     return [
         train(TrainConfig(model=model, seed=seed, out=out, verbose=0)).train_seconds
@@ -121,8 +121,9 @@ def epoch_flops(model_name: str) -> tuple[float, int]:
     """
     import numpy as np
 
-    from mnist_cnn import catalogue, training
     from mnist_cnn.backend import import_keras
+    from mnist_cnn.models import catalogue
+    from mnist_cnn.training import train as training
 
     keras = import_keras()
     entry = catalogue.get_entry(model_name)
@@ -194,7 +195,8 @@ def _timed(work) -> float:
 def keep_the_report_suite() -> float:
     """Draw the report's robustness pages, as the first run on a machine does, and say how
     long it took: the runs timed after it find them kept, as every run but the first does."""
-    from mnist_cnn import datasets, robustness
+    from mnist_cnn.data import datasets
+    from mnist_cnn.reporting import robustness
 
     _, (x_test, y_test) = datasets.load_dataset("mnist")
     started = time.perf_counter()
@@ -207,8 +209,9 @@ def example_to_target(seeds, out: str) -> list[tuple]:
     from mnist_cnn.backend import import_keras
 
     keras = import_keras()
-    from mnist_cnn import datasets, evaluation
-    from mnist_cnn.training import TrainConfig, train
+    from mnist_cnn import evaluation
+    from mnist_cnn.data import datasets
+    from mnist_cnn.training.train import TrainConfig, train
 
     _, (x_test, y_test) = datasets.load_dataset("mnist")
 

@@ -15,7 +15,7 @@ from mnist_cnn.backend import import_keras
 
 keras = import_keras()
 
-from mnist_cnn.augmentation import RandomAffine, RandomStrokes, affine_transforms  # noqa: E402
+from mnist_cnn.models.augmentation import RandomAffine, RandomStrokes, affine_transforms  # noqa: E402
 
 
 @pytest.fixture(scope="module")

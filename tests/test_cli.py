@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import assert_one_line_error, last_json, run_cli
 
-from mnist_cnn import datasets
+from mnist_cnn.data import datasets
 
 OFFLINE = {datasets.OFFLINE_ENV: "1"}
 

@@ -185,7 +185,7 @@ def test_an_ensemble_trained_across_the_cluster_equals_the_local_one(ray_cluster
     from mnist_cnn.backend import import_keras
 
     import_keras()
-    from mnist_cnn.datasets import load_dataset, normalise
+    from mnist_cnn.data.datasets import load_dataset, normalise
     from mnist_cnn.rundir import load_model
 
     _, (x_test, _) = load_dataset("mnist")

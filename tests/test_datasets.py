@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_cnn import datasets
-from mnist_cnn.datasets import DataFile, DatasetError
+from mnist_cnn.data import datasets
+from mnist_cnn.data.datasets import DataFile, DatasetError
 
 SHARED_MNIST = datasets.dataset_dir("mnist")
 # Published per-class counts of MNIST (train, test).

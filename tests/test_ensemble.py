@@ -13,8 +13,11 @@ from mnist_cnn.backend import import_keras
 
 import_keras()
 
-from mnist_cnn import evaluation, rundir  # noqa: E402
-from mnist_cnn.ensemble import members_of  # noqa: E402
+from mnist_cnn import (  # noqa: E402
+    evaluation,
+    rundir,  # noqa: E402
+)
+from mnist_cnn.models.ensemble import members_of  # noqa: E402
 
 ENSEMBLE_ARGS = ("--epochs", "1", "--limit", "1500")
 
@@ -120,8 +123,8 @@ def test_an_augmented_ensemble_exports_without_its_random_layers(ensemble_run, f
 
 
 def test_the_onnx_ensemble_answers_like_keras(ensemble_run, mnist):
-    from mnist_cnn.export import inference_copy
-    from mnist_cnn.inference import Classifier
+    from mnist_cnn.inference.classifier import Classifier
+    from mnist_cnn.inference.export import inference_copy
 
     onnx = Path(ensemble_run["run_dir"]) / "model.onnx"
     if not onnx.exists():

@@ -14,8 +14,10 @@ from mnist_cnn.backend import import_keras
 
 import_keras()
 
-from mnist_cnn import datasets, export, rundir  # noqa: E402
-from mnist_cnn.inference import Classifier  # noqa: E402
+from mnist_cnn import rundir  # noqa: E402
+from mnist_cnn.data import datasets  # noqa: E402
+from mnist_cnn.inference import export  # noqa: E402
+from mnist_cnn.inference.classifier import Classifier  # noqa: E402
 
 EXAMPLES = Path(__file__).parents[1] / "docs" / "examples"
 
@@ -119,7 +121,7 @@ def test_export_of_a_missing_run_is_a_clear_error(tmp_path):
 
 
 def test_float32_copy_keeps_the_weights(fast_run):
-    from mnist_cnn.architecture import with_precision
+    from mnist_cnn.models.architecture import with_precision
 
     model = rundir.load_model(fast_run)
     copy = with_precision(model, "float32")

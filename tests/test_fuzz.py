@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mnist_cnn import datasets, imaging, rundir
+from mnist_cnn import rundir
+from mnist_cnn.data import datasets, imaging
 from mnist_cnn.server.app import RequestError, pixels_of
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
@@ -189,7 +190,7 @@ def run_configs(draw) -> bytes:
 @FUZZ
 @given(run_configs())
 def test_run_config_loader(tmp_path_factory, data):
-    from mnist_cnn.training import config_from_run
+    from mnist_cnn.training.train import config_from_run
 
     run = tmp_path_factory.mktemp("run")
     (run / "config.json").write_bytes(data)

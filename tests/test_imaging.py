@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_cnn import imaging
-from mnist_cnn.imaging import ImageError, to_mnist
+from mnist_cnn.data import imaging
+from mnist_cnn.data.imaging import ImageError, to_mnist
 
 
 def _png(image: Image.Image) -> bytes:

@@ -17,7 +17,7 @@ from mnist_cnn.backend import import_keras
 
 import_keras()
 
-from mnist_cnn import catalogue  # noqa: E402
+from mnist_cnn.models import catalogue  # noqa: E402
 
 # Each tutorial's network as its notebook writes it (input_shape on the first layer, tuples
 # for kernels), to be pasted after --arch.

@@ -46,7 +46,7 @@ def test_photographed_digits_are_read(fast_run, photos):
 
 
 def test_a_naive_resize_of_the_same_files_reads_far_fewer(fast_run, photos):
-    from mnist_cnn.inference import Classifier
+    from mnist_cnn.inference.classifier import Classifier
 
     folder, labels = photos
     classifier = Classifier(fast_run)

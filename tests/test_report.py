@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import last_json, run_cli
 
-from mnist_cnn.report import REPORT, SECTIONS
+from mnist_cnn.reporting.report import REPORT, SECTIONS
 
 ALL_IMAGES_LOADED = """() => Array.from(document.images).map(
     (img) => ({alt: img.alt, width: img.naturalWidth, done: img.complete}))"""

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnist_cnn import datasets, robustness
-from mnist_cnn.robustness import CHANGES, Entry, Suite, build_suite, page, score, table
+from mnist_cnn.data import datasets
+from mnist_cnn.reporting import robustness
+from mnist_cnn.reporting.robustness import CHANGES, Entry, Suite, build_suite, page, score, table
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from mnist_cnn.backend import import_keras
 import_keras()
 
 from mnist_cnn import rundir  # noqa: E402
-from mnist_cnn.training import TrainConfig, TrainingError, resolve_settings, train  # noqa: E402
+from mnist_cnn.training.train import TrainConfig, TrainingError, resolve_settings, train  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

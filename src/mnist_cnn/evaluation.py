@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .datasets import normalise
+from mnist_cnn.data.datasets import normalise
 
 PREDICT_BATCH = 1024
 EPSILON = 1e-7  # Keras clips probabilities the same way in its cross-entropy

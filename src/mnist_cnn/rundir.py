@@ -20,8 +20,8 @@ import os
 import time
 from pathlib import Path
 
-from .atomic import atomic_write, atomic_write_json, atomic_write_text
-from .datasets import sha256_of
+from mnist_cnn.atomic import atomic_write, atomic_write_json, atomic_write_text
+from mnist_cnn.data.datasets import sha256_of
 
 CONFIG = "config.json"
 HISTORY = "history.csv"
@@ -185,11 +185,11 @@ def load_model(path: str | os.PathLike):
     its config.json. A notebook's model that takes (28, 28) or (784,) input or gives logits
     is wrapped to fit (architecture.adapted).
     """
-    from .backend import import_keras
+    from mnist_cnn.backend import import_keras
 
     keras = import_keras()
-    from . import augmentation  # noqa: F401  (registers our own layer, so that it loads)
-    from .architecture import adapted
+    from mnist_cnn.models import augmentation  # noqa: F401  (registers our own layer, so that it loads)
+    from mnist_cnn.models.architecture import adapted
 
     file = model_path(path)
     check_model_hash(file)

@@ -1,5 +1,5 @@
 """The HTTP API and the draw-a-digit page, both on one loaded `Classifier`."""
 
-from .app import DEFAULT_MAX_BODY, create_app, serve
+from mnist_cnn.server.app import DEFAULT_MAX_BODY, create_app, serve
 
 __all__ = ["DEFAULT_MAX_BODY", "create_app", "serve"]

@@ -23,10 +23,11 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from .. import __version__, imaging, rundir
-from ..backend import versions
-from ..inference import Classifier
-from .limits import BodyLimit
+from mnist_cnn import __version__, rundir
+from mnist_cnn.backend import versions
+from mnist_cnn.data import imaging
+from mnist_cnn.inference.classifier import Classifier
+from mnist_cnn.server.limits import BodyLimit
 
 DEFAULT_MAX_BODY = 5 * 1024 * 1024
 # Small images (a drawing, a digit photo) are answered on the event loop: measured on 2 cores

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets, rundir
-from .architecture import with_precision
-from .augmentation import without_augmentation
-from .backend import import_keras
-from .ensemble import ensemble_of, members_of
+from mnist_cnn import rundir
+from mnist_cnn.backend import import_keras
+from mnist_cnn.data import datasets
+from mnist_cnn.models.architecture import with_precision
+from mnist_cnn.models.augmentation import without_augmentation
+from mnist_cnn.models.ensemble import ensemble_of, members_of
 
 keras = import_keras()
 
@@ -75,7 +76,7 @@ def _plain(net: keras.Model) -> keras.Model:
 def runner(path: Path, fmt: str):
     """A function from normalised digits (N, 28, 28, 1) to probabilities, for an export."""
     if fmt == "onnx":
-        from .inference import onnx_forward
+        from mnist_cnn.inference.classifier import onnx_forward
 
         return onnx_forward(path)
     import tensorflow as tf

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets, evaluation, pictures, plots, robustness, rundir
-from .atomic import atomic_write_json, atomic_write_text
-from .backend import import_keras, versions
-from .ensemble import members_of
-from .inference import Classifier
+from mnist_cnn import evaluation, rundir
+from mnist_cnn.atomic import atomic_write_json, atomic_write_text
+from mnist_cnn.backend import import_keras, versions
+from mnist_cnn.data import datasets
+from mnist_cnn.inference.classifier import Classifier
+from mnist_cnn.models.ensemble import members_of
+from mnist_cnn.reporting import pictures, plots, robustness
 
 REPORT = "report.html"
 SAMPLE_SEED = 0

@@ -11,8 +11,8 @@ from __future__ import annotations
 import io
 import os
 
-from .atomic import atomic_write_bytes
-from .pictures import WRONG
+from mnist_cnn.atomic import atomic_write_bytes
+from mnist_cnn.reporting.pictures import WRONG
 
 STYLE = {
     "figure.dpi": 100,

@@ -5,7 +5,7 @@ augmentation, the report looks inside its first member; all find the members by 
 
 from __future__ import annotations
 
-from .backend import import_keras
+from mnist_cnn.backend import import_keras
 
 MEMBER_PREFIX = "member_"
 

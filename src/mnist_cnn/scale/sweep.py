@@ -23,9 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cluster, rundir
-from .atomic import atomic_write_json
-from .backend import versions
+from mnist_cnn import rundir
+from mnist_cnn.atomic import atomic_write_json
+from mnist_cnn.backend import versions
+from mnist_cnn.scale import cluster
 
 SWEEP_FILE = "sweep.json"
 PAGE = "sweep.html"
@@ -83,10 +84,10 @@ def _trial(params: dict, base: dict, trials_dir: str) -> None:
     """One trial on some node: `train` with these settings, or its run carried on."""
     from ray import tune
 
-    from .backend import import_keras
+    from mnist_cnn.backend import import_keras
+    from mnist_cnn.training import train as training
 
     keras = import_keras()
-    from . import training
 
     class Report(keras.callbacks.Callback):
         """Each epoch's validation result to Tune (what ASHA decides on), but the last:
@@ -110,7 +111,7 @@ def _trial(params: dict, base: dict, trials_dir: str) -> None:
 
 def _chosen(history: list[dict], run_dir: Path) -> dict:
     """The validation result of the epoch the trial's model is (its selected or last)."""
-    from .checkpoints import selected_epoch
+    from mnist_cnn.training.checkpoints import selected_epoch
 
     if not history:
         return {}
@@ -182,8 +183,7 @@ class Plan:
         return cls(data["base"], values, data["samples"], data["scheduler"], data["cpus_per_trial"])
 
     def max_epochs(self) -> int:
-        from . import training
-
+        from mnist_cnn.training import train as training
         epochs = self.values.get("epochs")
         if isinstance(epochs, Range):
             return int(epochs.high)
@@ -202,8 +202,7 @@ def _first(value):
 def check_plan(plan: Plan) -> None:
     """Every value of every swept setting, with the fixed ones, is one `train` would take,
     and every trial keeps a validation split to be ranked on: checked before any trial."""
-    from . import training
-
+    from mnist_cnn.training import train as training
     firsts = {k: _first(v) for k, v in plan.values.items()}
     for field, given in plan.values.items():
         for value in [given.low, given.high] if isinstance(given, Range) else given:
@@ -309,8 +308,7 @@ def _tuner(plan: Plan, sweep_dir: Path, say):
 
 def _run(tuner, plan: Plan, sweep_dir: Path, record: dict, say) -> dict:
     """Fit, rank on validation, test the selected trial once, and write sweep.json and page."""
-    from . import training
-
+    from mnist_cnn.training import train as training
     interrupted = False
     try:
         grid = tuner.fit()
@@ -339,7 +337,7 @@ def _run(tuner, plan: Plan, sweep_dir: Path, record: dict, say) -> dict:
     record["status"] = "interrupted" if interrupted else "finished"
     record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     atomic_write_json(sweep_dir / SWEEP_FILE, record)
-    from .sweep_page import write_page
+    from mnist_cnn.reporting.sweep_page import write_page
 
     write_page(sweep_dir, record, plan)
     if interrupted:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from . import plots, rundir
-from .atomic import atomic_write_text
-from .report import STYLE, embedded_png
+from mnist_cnn import rundir
+from mnist_cnn.atomic import atomic_write_text
+from mnist_cnn.reporting import plots
+from mnist_cnn.reporting.report import STYLE, embedded_png
 
 
 def write_page(sweep_dir: Path, record: dict, plan) -> Path:
     """Write SWEEP_DIR/sweep.html from what sweep.json holds and the trials' histories."""
-    from .sweep import LOG_SCALE, PAGE
+    from mnist_cnn.scale.sweep import LOG_SCALE, PAGE
 
     e = html.escape
     trials = record["trials"]

@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
-from .settings import Augmentation, Recipe
+from mnist_cnn.models.settings import Augmentation, Recipe
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10

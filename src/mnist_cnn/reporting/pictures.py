@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFont, ImageOps
 
-from .atomic import atomic_write_bytes
+from mnist_cnn.atomic import atomic_write_bytes
 
 RIGHT = "#1a7f37"
 WRONG = "#cf222e"

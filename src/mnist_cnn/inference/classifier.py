@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import evaluation, imaging, rundir
-from .datasets import normalise
+from mnist_cnn import evaluation, rundir
+from mnist_cnn.data import imaging
+from mnist_cnn.data.datasets import normalise
 
 BATCH = 1024
 
@@ -142,7 +143,7 @@ def compiled_forward(model) -> Callable[[np.ndarray], np.ndarray]:
     concrete `tf.function` of the model's call. Other backends (JAX: ~0.13 ms) use
     `predict_on_batch` as it is.
     """
-    from .backend import import_keras
+    from mnist_cnn.backend import import_keras
 
     if import_keras().backend.backend() != "tensorflow":
         return lambda x: np.asarray(model.predict_on_batch(x))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import keras
 
-from .atomic import atomic_write, atomic_write_json
+from mnist_cnn.atomic import atomic_write, atomic_write_json
 
 CHECKPOINTS = "checkpoints"  # in the run directory, until the run finishes
 

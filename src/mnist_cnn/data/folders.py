@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import imaging
-from .datasets import DIGITS, DatasetError, folder_of, load_dataset
+from mnist_cnn.data import imaging
+from mnist_cnn.data.datasets import DIGITS, DatasetError, folder_of, load_dataset
 
 TEST_SHARE = 0.2  # held out of each digit when the folder has no train/ and test/
 SPLIT_SEED = 0

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import datasets
+from mnist_cnn.data import datasets
 
 INSTALL = "pip install 'mnist-cnn[cluster]'"
 ADDRESS_ENV = "RAY_ADDRESS"
@@ -229,7 +229,7 @@ def member_runner(cpus: int = 1):
     the member's last checkpoint, which lives in the run directory on shared storage.
     """
     ray = import_ray()
-    from . import training
+    from mnist_cnn.training import train as training
 
     task = ray.remote(num_cpus=cpus, max_retries=3)(training.fit_member)
 
@@ -249,14 +249,14 @@ class _Reader:
     """A Ray Data actor: one Classifier, loaded once, reading batches of image files."""
 
     def __init__(self, model: str, threads: int):
-        from .inference import Classifier
+        from mnist_cnn.inference.classifier import Classifier
 
         self.classifier = Classifier(model, threads=threads)  # (it imports Keras if need be)
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
 
-        from .imaging import ImageError
+        from mnist_cnn.data.imaging import ImageError
 
         paths = [str(p) for p in batch["path"]]
         answers = self.classifier.predict_images(paths, paths)
@@ -276,7 +276,7 @@ def read_files(model: Path, files: list[Path], cpus: int = 1) -> list[tuple]:
     One actor per `cpus` CPUs, each with its own Classifier (Keras or ONNX). Returns, in
     the order of `files`, (probabilities, "") or (None, the reason it could not be read).
     """
-    from .inference import BATCH
+    from mnist_cnn.inference.classifier import BATCH
 
     ray = import_ray()
     context = ray.data.DataContext.get_current()

@@ -17,23 +17,17 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import (
-    architecture,
-    catalogue,
-    checkpoints,
-    datasets,
-    evaluation,
-    pictures,
-    plots,
-    report,
-    rundir,
-)
-from . import settings as recipe_settings
-from .atomic import atomic_write_json
-from .augmentation import RandomAffine, RandomStrokes
-from .backend import versions
-from .ensemble import ensemble_of
-from .stopwatch import Stopwatch
+from mnist_cnn import evaluation, rundir
+from mnist_cnn.atomic import atomic_write_json
+from mnist_cnn.backend import versions
+from mnist_cnn.data import datasets
+from mnist_cnn.models import architecture, catalogue
+from mnist_cnn.models import settings as recipe_settings
+from mnist_cnn.models.augmentation import RandomAffine, RandomStrokes
+from mnist_cnn.models.ensemble import ensemble_of
+from mnist_cnn.reporting import pictures, plots, report
+from mnist_cnn.stopwatch import Stopwatch
+from mnist_cnn.training import checkpoints
 
 PREVIEW_SAMPLES = 16
 MNIST_TRAIN = 60_000
@@ -488,7 +482,7 @@ def _load(config: TrainConfig):
         (x_train, y_train), test = datasets.load_dataset(config.dataset, config.data_dir)
         about = None
     else:
-        from .folders import load_folder
+        from mnist_cnn.data.folders import load_folder
 
         digits = load_folder(folder)
         if not len(digits.test.labels) or not len(digits.train.labels):

@@ -25,10 +25,10 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from . import imaging
-from .atomic import atomic_write
-from .datasets import DEFAULT_CACHE
-from .imaging import ImageError, to_mnist
+from mnist_cnn.atomic import atomic_write
+from mnist_cnn.data import imaging
+from mnist_cnn.data.datasets import DEFAULT_CACHE
+from mnist_cnn.data.imaging import ImageError, to_mnist
 
 UP = 4  # the digit is changed at 4x its 28x28 pixels
 PAGE = 160  # pixels of paper around it

@@ -21,9 +21,10 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from . import catalogue, rundir
-from .datasets import sha256_of
-from .layer_list import LayerCall, parse, python_file
+from mnist_cnn import rundir
+from mnist_cnn.data.datasets import sha256_of
+from mnist_cnn.models import catalogue
+from mnist_cnn.models.layer_list import LayerCall, parse, python_file
 
 INPUT_SHAPE = catalogue.INPUT_SHAPE
 ACCEPTED_INPUTS = (INPUT_SHAPE, (28, 28), (784,))
@@ -258,7 +259,7 @@ def init_entry(model: str, name: str = FINETUNE_NAME) -> catalogue.Entry:
     digest = sha256_of(file)
 
     def build(*front):
-        from .augmentation import without_augmentation
+        from mnist_cnn.models.augmentation import without_augmentation
 
         keras = _keras()
         loaded = without_augmentation(rundir.load_model(file))
@@ -474,6 +475,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _keras():
-    from .backend import import_keras
+    from mnist_cnn.backend import import_keras
 
     return import_keras()

@@ -13,8 +13,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import datasets
-from .rundir import RunError
+from mnist_cnn.data import datasets
+from mnist_cnn.rundir import RunError
 
 PROG = "mnist-cnn"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -32,13 +32,13 @@ class Interrupted(Exception):
 # Errors that mean "your input is wrong" (exit 2) rather than "we failed" (exit 1), by the
 # module that defines them; a module not yet imported cannot have raised its error.
 INPUT_ERRORS = {
-    "mnist_cnn.catalogue": "UnknownModelError",
-    "mnist_cnn.training": "TrainingError",
-    "mnist_cnn.imaging": "ImageError",
-    "mnist_cnn.layer_list": "LayerListError",
-    "mnist_cnn.architecture": "ArchitectureError",
-    "mnist_cnn.cluster": "ClusterError",
-    "mnist_cnn.sweep": "SweepError",
+    "mnist_cnn.models.catalogue": "UnknownModelError",
+    "mnist_cnn.training.train": "TrainingError",
+    "mnist_cnn.data.imaging": "ImageError",
+    "mnist_cnn.models.layer_list": "LayerListError",
+    "mnist_cnn.models.architecture": "ArchitectureError",
+    "mnist_cnn.scale.cluster": "ClusterError",
+    "mnist_cnn.scale.sweep": "SweepError",
 }
 # mnist_cnn.export's ExportError is not here: a failed export is our failure (exit 1).
 
@@ -50,7 +50,7 @@ def _input_errors() -> tuple[type[Exception], ...]:
 
 def _keras(intra_op_threads: int | None = None):
     """Import the backend quietly before any module that needs it."""
-    from .backend import import_keras
+    from mnist_cnn.backend import import_keras
 
     return import_keras(intra_op_threads=intra_op_threads)
 
@@ -71,7 +71,7 @@ def cmd_data_download(args) -> None:
 
 
 def cmd_data_info(args) -> None:
-    from .folders import load_parts
+    from mnist_cnn.data.folders import load_parts
 
     classes = datasets.class_names(args.dataset) or datasets.DIGITS
     parts, folder = load_parts(args.dataset, args.data_dir)
@@ -123,7 +123,7 @@ def _print_skipped(skipped: list[tuple[str, str]]) -> None:
 def cmd_data_show(args) -> None:
     import numpy as np
 
-    from . import pictures
+    from mnist_cnn.reporting import pictures
 
     (x_train, y_train), (x_test, y_test) = datasets.load_dataset(args.dataset, args.data_dir)
     images, labels = (x_train, y_train) if args.split == "train" else (x_test, y_test)
@@ -145,7 +145,9 @@ def cmd_models(args) -> None:
     if args.name or args.arch is not None:
         _show_network(args)
         return
-    from . import catalogue  # the listing is data: no Keras (answers in a fraction of a second)
+    from mnist_cnn.models import (
+        catalogue,  # the listing is data: no Keras (answers in a fraction of a second)
+    )
 
     rows = [
         {**entry.describe(), "parameters": entry.parameters} for entry in catalogue.ENTRIES.values()
@@ -168,13 +170,13 @@ def cmd_models(args) -> None:
 
 def _show_network(args) -> None:
     """One network layer by layer, a catalogue entry's or a pasted list's, without training."""
-    from . import layer_list
+    from mnist_cnn.models import layer_list
 
     if args.arch is not None and layer_list.python_file(args.arch) is None:
         layer_list.parse(args.arch)  # a bad list is answered before Keras loads
     _keras()
-    from . import architecture
-    from .settings import as_flags
+    from mnist_cnn.models import architecture
+    from mnist_cnn.models.settings import as_flags
 
     entry = architecture.entry_for(args.name, args.arch)
     model = entry.build()
@@ -208,8 +210,8 @@ RUN_FLAGS = {  # train's flags beyond the recipe: flag -> TrainConfig field
 
 def _check_train_flags(args) -> None:
     """What can be checked without Keras is answered at once: a bad value, a bad layer list."""
-    from . import layer_list
-    from .settings import RECIPE_FIELDS, SettingsError, check_changes
+    from mnist_cnn.models import layer_list
+    from mnist_cnn.models.settings import RECIPE_FIELDS, SettingsError, check_changes
 
     try:
         check_changes({field: getattr(args, field) for field in RECIPE_FIELDS})
@@ -221,7 +223,7 @@ def _check_train_flags(args) -> None:
 
 def _train_fields(args) -> dict:
     """The TrainConfig fields the train flags give (verbose aside)."""
-    from .settings import RECIPE_FIELDS
+    from mnist_cnn.models.settings import RECIPE_FIELDS
 
     return {
         "model": args.model,
@@ -238,7 +240,7 @@ def _train_fields(args) -> dict:
 
 def _given_train_flags(args) -> list[str]:
     """The train flags given on the command line (which --resume refuses)."""
-    from .settings import RECIPE_FIELDS, flag
+    from mnist_cnn.models.settings import RECIPE_FIELDS, flag
 
     given = [flag(field) for field in RECIPE_FIELDS if getattr(args, field) is not None]
     return given + [name for name, field in RUN_FLAGS.items() if getattr(args, field) is not None]
@@ -259,7 +261,7 @@ def cmd_train(args) -> None:
     _check_train_flags(args)
     runner = _cluster_members(args)
     _keras()
-    from .training import TrainingInterrupted
+    from mnist_cnn.training.train import TrainingInterrupted
 
     verbose = 1 if sys.stdout.isatty() and not args.json else 2
     try:
@@ -290,7 +292,7 @@ def cmd_train(args) -> None:
 
 
 def _train_or_resume(args, verbose, member_runner):
-    from .training import TrainConfig, resume, train
+    from mnist_cnn.training.train import TrainConfig, resume, train
 
     if args.resume:
         return resume(args.resume, verbose=verbose, member_runner=member_runner)
@@ -301,7 +303,8 @@ def _train_or_resume(args, verbose, member_runner):
 def _cluster_members(args):
     """With --address (or $RAY_ADDRESS), an ensemble's members train side by side on Ray:
     a context that yields the member runner; else None."""
-    from . import cluster, rundir
+    from mnist_cnn import rundir
+    from mnist_cnn.scale import cluster
 
     address = cluster.address_or_default(args.address)
     if address is None:
@@ -329,7 +332,7 @@ EACH_WHOLE = {"arch", "augmentation"}  # values hold commas: one per --set
 
 def _sweep_values(sets: list[str], samples: int | None) -> dict:
     """--set FLAG=V1,V2 (or LOW:HIGH) flags, each value read as `train` reads the flag."""
-    from .sweep import Range
+    from mnist_cnn.scale.sweep import Range
 
     parser = _Parser(prog=f"{PROG} sweep", add_help=False)
     _add_network_options(parser)
@@ -377,7 +380,7 @@ def _sweep_values(sets: list[str], samples: int | None) -> dict:
 
 def _absolute(fields: dict) -> dict:
     """Paths in train settings made absolute: trials run elsewhere, in other folders."""
-    from . import layer_list
+    from mnist_cnn.models import layer_list
 
     fields = dict(fields)
     for key in ("data_dir", "init", "out"):
@@ -391,7 +394,7 @@ def _absolute(fields: dict) -> dict:
 
 def _ray_first(address: str | None) -> None:
     """A missing extra or an address that does not answer: one line now, before Keras loads."""
-    from . import cluster
+    from mnist_cnn.scale import cluster
 
     address = cluster.address_or_default(address)
     cluster.import_ray(embedded=address is None)
@@ -401,7 +404,7 @@ def _ray_first(address: str | None) -> None:
 
 def cmd_sweep(args) -> None:
     _ray_first(args.address)
-    from . import sweep
+    from mnist_cnn.scale import sweep
 
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
     try:
@@ -455,7 +458,7 @@ def _short(value) -> str:
 
 def _sweep_plan(args):
     """The plan (sweep.Plan), where to write it, and its name, from the command line."""
-    from .sweep import Plan
+    from mnist_cnn.scale.sweep import Plan
 
     if args.samples is not None and args.samples < 1:
         raise UsageError(f"--samples must be at least 1, got {args.samples}")
@@ -478,16 +481,16 @@ def _sweep_plan(args):
 
 def _dataset_for(args) -> str:
     """The dataset a model was trained on (from its run), unless --dataset says otherwise."""
-    from . import rundir
+    from mnist_cnn import rundir
 
     return args.dataset or rundir.dataset_of(args.model)
 
 
 def cmd_evaluate(args) -> None:
     _keras()
-    from . import evaluation
-    from .folders import load_parts, split_of
-    from .inference import Classifier
+    from mnist_cnn import evaluation
+    from mnist_cnn.data.folders import load_parts, split_of
+    from mnist_cnn.inference.classifier import Classifier
 
     classifier = Classifier(args.model)
     dataset = _dataset_for(args)
@@ -532,7 +535,7 @@ def cmd_predict(args) -> None:
         raise UsageError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
     if not 1 <= args.top_k <= 10:
         raise UsageError(f"--top-k must be between 1 and 10, got {args.top_k}")
-    from .cluster import address_or_default
+    from mnist_cnn.scale.cluster import address_or_default
 
     address = address_or_default(args.address)
     local_only = args.index or args.multi or args.show or "-" in args.inputs
@@ -556,8 +559,9 @@ def cmd_predict(args) -> None:
 
 def _predict_on_cluster(args, address: str) -> bool:
     """Many files, read by Ray Data across the cluster; the same answers, in the same order."""
-    from . import cluster, rundir
-    from .inference import answer, image_files
+    from mnist_cnn import rundir
+    from mnist_cnn.inference.classifier import answer, image_files
+    from mnist_cnn.scale import cluster
 
     model = rundir.model_path(args.model, rundir.MODEL_SUFFIXES)
     items = image_files(args.inputs)
@@ -586,7 +590,7 @@ def _input_error(args, name: str, error) -> None:
 
 def _predict_numbers(args, classifier, sources, names) -> bool:
     """--multi: each input is a row of digits; answer the number it spells."""
-    from .imaging import ImageError
+    from mnist_cnn.data.imaging import ImageError
 
     all_read = True
     for source, name in zip(sources, names, strict=True):
@@ -610,8 +614,8 @@ class PartialFailure(Exception):
 
 
 def _predict_test_digits(args) -> None:
-    from . import pictures
-    from .inference import Classifier
+    from mnist_cnn.inference.classifier import Classifier
+    from mnist_cnn.reporting import pictures
 
     classifier = Classifier(args.model)
     _, (x_test, y_test) = datasets.load_dataset(_dataset_for(args), args.data_dir)
@@ -648,8 +652,8 @@ def _predict_files(args) -> bool:
     """Answer every input in one batch; a bad input gets its own error line. True if all read."""
     from PIL import Image
 
-    from .atomic import atomic_write
-    from .inference import Classifier, image_files
+    from mnist_cnn.atomic import atomic_write
+    from mnist_cnn.inference.classifier import Classifier, image_files
 
     classifier = Classifier(
         args.model, min_confidence=args.min_confidence, top_k=args.top_k, threads=1
@@ -695,7 +699,7 @@ def _print_answer(args, name: str, answer, shown: Path | None = None) -> None:
 
 def cmd_report(args) -> None:
     _keras()
-    from .report import write_report
+    from mnist_cnn.reporting.report import write_report
 
     path = write_report(args.run, args.data_dir, args.out)
     if args.json:
@@ -706,8 +710,9 @@ def cmd_report(args) -> None:
 
 def cmd_robustness(args) -> None:
     _keras()
-    from . import evaluation, robustness, rundir
-    from .inference import Classifier
+    from mnist_cnn import evaluation, rundir
+    from mnist_cnn.inference.classifier import Classifier
+    from mnist_cnn.reporting import robustness
 
     if args.per_change < 1:
         raise UsageError(f"--per-change {args.per_change}: give at least 1 digit per change")
@@ -738,7 +743,7 @@ def cmd_robustness(args) -> None:
 
 def cmd_compare(args) -> None:
     _keras()
-    from .compare import compare_runs, format_table
+    from mnist_cnn.reporting.compare import compare_runs, format_table
 
     comparison = compare_runs(args.runs, args.out, args.data_dir)
     if args.json:
@@ -753,7 +758,7 @@ def cmd_compare(args) -> None:
 
 def cmd_export(args) -> None:
     _keras()
-    from .export import export_model
+    from mnist_cnn.inference.export import export_model
 
     target, parity = export_model(args.model, args.format, args.out, args.data_dir)
     if args.json:
@@ -783,12 +788,12 @@ def cmd_serve(args) -> None:
         raise UsageError(f"--workers must be between 1 and 64, got {args.workers}")
     if args.workers > 1 and args.port == 0:
         raise UsageError("--port 0 (any free port) works with one worker only")
-    from . import rundir
+    from mnist_cnn import rundir
 
     model = rundir.model_path(args.model or rundir.newest_run(args.runs), rundir.MODEL_SUFFIXES)
     if model.suffix != ".onnx":
         _keras(intra_op_threads=1)  # requests run side by side, one core each
-    from .server import serve
+    from mnist_cnn.server import serve
 
     print(f"serving {model} at http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
     serve(
@@ -837,7 +842,7 @@ def _add_data_options(parser, default_dataset: str | None = "mnist", folders: bo
 
 def _add_recipe_options(parser) -> None:
     """One flag for every field of a recipe (settings.Recipe); unset keeps the entry's."""
-    from . import settings
+    from mnist_cnn.models import settings
 
     recipe = parser.add_argument_group(
         "recipe", "change any setting of the recipe (default: the entry's; see 'models NAME')"

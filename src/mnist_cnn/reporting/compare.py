@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets, evaluation, pictures, plots, rundir
-from .atomic import atomic_write_text
-from .inference import Classifier
-from .report import STYLE, embedded_png
+from mnist_cnn import evaluation, rundir
+from mnist_cnn.atomic import atomic_write_text
+from mnist_cnn.data import datasets
+from mnist_cnn.inference.classifier import Classifier
+from mnist_cnn.reporting import pictures, plots
+from mnist_cnn.reporting.report import STYLE, embedded_png
 
 SHOWN_DISAGREEMENTS = 24
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import FILE_MODE, atomic_write_bytes
+from mnist_cnn.atomic import FILE_MODE, atomic_write_bytes
 
 DATA_ENV = "MNIST_CNN_DATA"
 OFFLINE_ENV = "MNIST_CNN_OFFLINE"
@@ -383,7 +383,7 @@ def load_dataset(
     `folder:PATH` reads your own labelled images (folders.py).
     """
     if folder_of(name) is not None:
-        from .folders import load_folder
+        from mnist_cnn.data.folders import load_folder
 
         return load_folder(folder_of(name)).arrays()
     spec = get_spec(name)
