@@ -38,8 +38,13 @@ from mnist_cnn import (  # noqa: E402
     evaluation,
     rundir,  # noqa: E402
 )
-from mnist_cnn.data import datasets  # noqa: E402
-from mnist_cnn.models import catalogue  # noqa: E402
+from mnist_cnn.data import (  # noqa: E402
+    sources,  # noqa: E402
+)
+from mnist_cnn.models import (  # noqa: E402
+    catalogue,  # noqa: E402
+    loading,  # noqa: E402
+)
 from mnist_cnn.training import checkpoints  # noqa: E402
 from mnist_cnn.training.train import TrainConfig, resolve_settings, train  # noqa: E402
 
@@ -85,7 +90,7 @@ def measure(model: str, seed: int, epochs: int | None, out: Path, x_test) -> Mea
     if not reused:
         run = train(config).run_dir
     metrics = rundir.read_json(run / rundir.METRICS)
-    network = rundir.load_model(run)
+    network = loading.load_model(run)
     history = rundir.read_history(run / rundir.HISTORY)
     measured = Measured(
         model=model,
@@ -124,7 +129,7 @@ def main() -> int:
     mixed = list(zip(args.members, args.seeds, strict=True)) if args.members else []
     for name, _ in mixed:
         catalogue.get_entry(name)  # an unknown name fails now, not after an hour of training
-    _, (x_test, y_test) = datasets.load_dataset("mnist")
+    _, (x_test, y_test) = sources.load_dataset("mnist")
     started = time.time()
 
     with tempfile.TemporaryDirectory() as scratch:

@@ -33,10 +33,12 @@ from mnist_cnn.backend import import_keras, versions  # noqa: E402
 import_keras()
 
 from mnist_cnn import (  # noqa: E402
-    evaluation,
-    rundir,  # noqa: E402
+    evaluation,  # noqa: E402
 )
-from mnist_cnn.data import datasets  # noqa: E402
+from mnist_cnn.data import (  # noqa: E402
+    sources,  # noqa: E402
+)
+from mnist_cnn.models import loading  # noqa: E402
 from mnist_cnn.training.train import TrainConfig, train  # noqa: E402
 
 RATES = (1e-4, 3e-4, 1e-3)
@@ -67,8 +69,8 @@ def fine_tune(base: Path, folder: Path, out: Path, seed: int, rate: float, mix: 
 
 
 def mnist_accuracy(run: Path) -> float:
-    _, (x_test, y_test) = datasets.load_dataset("mnist")
-    probabilities = evaluation.predict_probabilities(rundir.load_model(run), x_test)
+    _, (x_test, y_test) = sources.load_dataset("mnist")
+    probabilities = evaluation.predict_probabilities(loading.load_model(run), x_test)
     return float((probabilities.argmax(1) == y_test).mean())
 
 
@@ -84,7 +86,7 @@ def main() -> int:
     parser.add_argument("--mix", type=int, default=2000, help="MNIST digits to mix in")
     args = parser.parse_args()
     started = time.time()
-    (x_train, y_train), _ = datasets.load_dataset("mnist")
+    (x_train, y_train), _ = sources.load_dataset("mnist")
     held = slice(len(x_train) - args.digits, len(x_train))  # fast's validation part
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -92,8 +94,8 @@ def main() -> int:
         folder = scratch / "my-digits"
         write_folder(folder, x_train[held], y_train[held], in_a_hand, FOLDER_SEED)
         base = train(TrainConfig(model="fast", seed=1, out=str(scratch), verbose=0))
-        _, (folder_test, labels) = datasets.load_dataset(f"folder:{folder}")
-        model = rundir.load_model(base.run_dir)
+        _, (folder_test, labels) = sources.load_dataset(f"folder:{folder}")
+        model = loading.load_model(base.run_dir)
         before = float(
             (evaluation.predict_probabilities(model, folder_test).argmax(1) == labels).mean()
         )

@@ -30,7 +30,10 @@ from mnist_cnn.backend import import_keras, versions
 import_keras()
 
 from mnist_cnn import rundir  # noqa: E402
-from mnist_cnn.data import datasets  # noqa: E402
+from mnist_cnn.data import (  # noqa: E402
+    datasets,  # noqa: E402
+    sources,  # noqa: E402
+)
 from mnist_cnn.inference.classifier import Classifier  # noqa: E402
 from mnist_cnn.inference.export import export_model  # noqa: E402
 from mnist_cnn.training.train import TrainConfig, train  # noqa: E402
@@ -51,7 +54,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", help="a run directory or .keras file (default: train fast)")
     args = parser.parse_args()
-    _, (x_test, y_test) = datasets.load_dataset("mnist")
+    _, (x_test, y_test) = sources.load_dataset("mnist")
 
     threads = 1 if os.environ.get("TF_NUM_INTRAOP_THREADS") == "1" else None
     rows = {}

@@ -26,7 +26,9 @@ from mnist_cnn.backend import import_keras, versions
 import_keras()
 
 from mnist_cnn import rundir  # noqa: E402
-from mnist_cnn.data import datasets  # noqa: E402
+from mnist_cnn.data import (  # noqa: E402
+    sources,  # noqa: E402
+)
 from mnist_cnn.inference.classifier import Classifier  # noqa: E402
 from mnist_cnn.reporting import robustness  # noqa: E402
 from mnist_cnn.training.train import split_validation  # noqa: E402
@@ -41,7 +43,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", choices=("test", "validation"), default="test")
     args = parser.parse_args()
-    (x_train, y_train), (x_test, y_test) = datasets.load_dataset("mnist")
+    (x_train, y_train), (x_test, y_test) = sources.load_dataset("mnist")
     if args.split == "validation":
         _, (x_test, y_test) = split_validation(x_train, y_train, VALIDATION)
     started = time.perf_counter()

@@ -30,7 +30,7 @@ from PIL import Image
 
 from mnist_cnn import rundir
 from mnist_cnn.backend import versions
-from mnist_cnn.data import datasets
+from mnist_cnn.data import sources
 
 SEED = 0
 DIGITS = 20
@@ -38,7 +38,7 @@ DIGITS = 20
 
 def digit_uploads(count: int, seed: int) -> list[tuple[bytes, int]]:
     """`count` HTTP requests, each a multipart PNG upload of one test digit, and its label."""
-    _, (x_test, y_test) = datasets.load_dataset("mnist")
+    _, (x_test, y_test) = sources.load_dataset("mnist")
     rng = np.random.default_rng(seed)
     requests = []
     for index in rng.choice(len(x_test), count, replace=False):

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mnist_cnn.data import sources
+
 COMMAND = Path(sys.executable).with_name("mnist-cnn")
 TARGET = 0.99
 RUN_FILES = (
@@ -195,10 +197,9 @@ def _timed(work) -> float:
 def keep_the_report_suite() -> float:
     """Draw the report's robustness pages, as the first run on a machine does, and say how
     long it took: the runs timed after it find them kept, as every run but the first does."""
-    from mnist_cnn.data import datasets
     from mnist_cnn.reporting import robustness
 
-    _, (x_test, y_test) = datasets.load_dataset("mnist")
+    _, (x_test, y_test) = sources.load_dataset("mnist")
     started = time.perf_counter()
     robustness.cached_suite(x_test, y_test)
     return time.perf_counter() - started
@@ -210,10 +211,9 @@ def example_to_target(seeds, out: str) -> list[tuple]:
 
     keras = import_keras()
     from mnist_cnn import evaluation
-    from mnist_cnn.data import datasets
     from mnist_cnn.training.train import TrainConfig, train
 
-    _, (x_test, y_test) = datasets.load_dataset("mnist")
+    _, (x_test, y_test) = sources.load_dataset("mnist")
 
     class TestAccuracyWatch(keras.callbacks.Callback):
         """Test accuracy after each epoch, after the history callback has timed it."""

@@ -61,7 +61,8 @@ def last_json(stdout: str) -> dict:
 @pytest.fixture(scope="session")
 def mnist():
     """Real MNIST, loaded once."""
-    from mnist_cnn.data.datasets import load_dataset
+    from mnist_cnn.data.sources import load_dataset
+
 
     return load_dataset("mnist")
 

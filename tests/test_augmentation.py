@@ -15,6 +15,7 @@ from mnist_cnn.backend import import_keras
 
 keras = import_keras()
 
+from mnist_cnn.models import loading  # noqa: E402
 from mnist_cnn.models.augmentation import RandomAffine, RandomStrokes, affine_transforms  # noqa: E402
 
 
@@ -158,7 +159,6 @@ def test_one_resampling_keeps_digits_sharper_than_keras_three_layers(digits):
 
 
 def test_a_model_with_it_saves_and_loads_in_safe_mode(tmp_path, digits):
-    from mnist_cnn import rundir
 
     model = keras.Sequential(
         [
@@ -171,7 +171,7 @@ def test_a_model_with_it_saves_and_loads_in_safe_mode(tmp_path, digits):
     )
     path = tmp_path / "model.keras"
     model.save(path)
-    loaded = rundir.load_model(path)
+    loaded = loading.load_model(path)
     layer, pens = loaded.layers[0], loaded.layers[1]
     assert isinstance(layer, RandomAffine) and isinstance(pens, RandomStrokes)
     assert (layer.rotation, layer.zoom, layer.shift, layer.shear, layer.aspect) == (

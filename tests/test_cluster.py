@@ -185,8 +185,9 @@ def test_an_ensemble_trained_across_the_cluster_equals_the_local_one(ray_cluster
     from mnist_cnn.backend import import_keras
 
     import_keras()
-    from mnist_cnn.data.datasets import load_dataset, normalise
-    from mnist_cnn.rundir import load_model
+    from mnist_cnn.data.datasets import normalise
+    from mnist_cnn.data.sources import load_dataset
+    from mnist_cnn.models.loading import load_model
 
     _, (x_test, _) = load_dataset("mnist")
     digits = normalise(x_test[:1000])

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_cnn.data import datasets
+from mnist_cnn.data import datasets, sources
 from mnist_cnn.data.datasets import DataFile, DatasetError
 
 SHARED_MNIST = datasets.dataset_dir("mnist")
@@ -70,7 +70,7 @@ def test_load_real_mnist(mnist):
 
 def test_a_folder_of_the_four_files_needs_no_network(monkeypatch, mnist):
     monkeypatch.setenv(datasets.OFFLINE_ENV, "1")
-    (x_train, _), _ = datasets.load_dataset("mnist", data_dir=SHARED_MNIST)
+    (x_train, _), _ = sources.load_dataset("mnist", data_dir=SHARED_MNIST)
     np.testing.assert_array_equal(x_train, mnist[0][0])
 
 
@@ -91,7 +91,7 @@ def test_other_datasets_verify_their_files(tmp_path, monkeypatch, name):
     for file in datasets.get_spec(name).files:
         datasets.write_idx(folder / file.name, np.zeros((2, 28, 28), np.uint8))
     with pytest.raises(DatasetError, match="fails its sha256 check"):
-        datasets.load_dataset(name, data_dir=tmp_path)
+        sources.load_dataset(name, data_dir=tmp_path)
 
 
 def test_unknown_dataset_names_the_known_ones():
@@ -119,7 +119,7 @@ def test_download_of_real_mnist_arrives_verified(tmp_path, http_server, mnist):
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         f.name for f in datasets.get_spec("mnist").files
     )
-    (_, _), (x_test, _) = datasets.load_dataset("mnist", data_dir=tmp_path)
+    (_, _), (x_test, _) = sources.load_dataset("mnist", data_dir=tmp_path)
     np.testing.assert_array_equal(x_test, mnist[1][0])
 
 

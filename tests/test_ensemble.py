@@ -17,6 +17,7 @@ from mnist_cnn import (  # noqa: E402
     evaluation,
     rundir,  # noqa: E402
 )
+from mnist_cnn.models import loading  # noqa: E402
 from mnist_cnn.models.ensemble import members_of  # noqa: E402
 
 ENSEMBLE_ARGS = ("--epochs", "1", "--limit", "1500")
@@ -51,7 +52,7 @@ def test_ensemble_trains_three_members(ensemble_run):
 
 def test_each_member_is_the_single_run_of_its_seed(ensemble_run, mnist, tmp_path):
     """What benchmarks/accuracy.py relies on: member i (from 0) is the single run of seed + i."""
-    model = rundir.load_model(ensemble_run["run_dir"])
+    model = loading.load_model(ensemble_run["run_dir"])
     members = members_of(model)
     single = run_cli(
         "train", "best", "--seed", "43", *ENSEMBLE_ARGS, "--out", str(tmp_path), "--json"
@@ -59,7 +60,7 @@ def test_each_member_is_the_single_run_of_its_seed(ensemble_run, mnist, tmp_path
     assert single.returncode == 0, single.stderr
     digits = mnist[1][0][:300]
     alone = evaluation.predict_probabilities(
-        rundir.load_model(last_json(single.stdout)["run_dir"]), digits
+        loading.load_model(last_json(single.stdout)["run_dir"]), digits
     )
     np.testing.assert_allclose(
         evaluation.predict_probabilities(members[1], digits), alone, atol=1e-4
@@ -69,14 +70,14 @@ def test_each_member_is_the_single_run_of_its_seed(ensemble_run, mnist, tmp_path
 
 
 def test_ensemble_saves_reloads_and_predicts_identically(ensemble_run, mnist):
-    model = rundir.load_model(ensemble_run["run_dir"])
+    model = loading.load_model(ensemble_run["run_dir"])
     members = members_of(model)
     assert len(members) == 3
     digits = mnist[1][0][:500]
     together = evaluation.predict_probabilities(model, digits)
     each = [evaluation.predict_probabilities(member, digits) for member in members]
     np.testing.assert_allclose(together, np.mean(each, axis=0), atol=1e-6)
-    again = evaluation.predict_probabilities(rundir.load_model(ensemble_run["run_dir"]), digits)
+    again = evaluation.predict_probabilities(loading.load_model(ensemble_run["run_dir"]), digits)
     np.testing.assert_array_equal(together, again)
     accuracy = json.loads((Path(ensemble_run["run_dir"]) / rundir.METRICS).read_text())
     full = evaluation.evaluate(evaluation.predict_probabilities(model, mnist[1][0]), mnist[1][1])
@@ -96,7 +97,7 @@ def test_shifted_moves_ink_and_fills_with_background():
 
 
 def test_test_time_augmentation_averages_the_shifted_views(ensemble_run, mnist):
-    model = rundir.load_model(ensemble_run["run_dir"])
+    model = loading.load_model(ensemble_run["run_dir"])
     digits = mnist[1][0][:200]
     plain = evaluation.predict_probabilities(model, digits)
     np.testing.assert_allclose(
@@ -130,7 +131,7 @@ def test_the_onnx_ensemble_answers_like_keras(ensemble_run, mnist):
     if not onnx.exists():
         assert run_cli("export", ensemble_run["run_dir"], "--format", "onnx").returncode == 0
     digits = mnist[1][0][:300]
-    plain = inference_copy(rundir.load_model(ensemble_run["run_dir"]))
+    plain = inference_copy(loading.load_model(ensemble_run["run_dir"]))
     members = members_of(plain)
     assert len(members) == 3
     assert not any(type(x).__name__.startswith("Random") for m in members for x in m.layers)

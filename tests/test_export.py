@@ -14,10 +14,13 @@ from mnist_cnn.backend import import_keras
 
 import_keras()
 
-from mnist_cnn import rundir  # noqa: E402
-from mnist_cnn.data import datasets  # noqa: E402
+from mnist_cnn.data import (  # noqa: E402
+    datasets,  # noqa: E402
+    sources,  # noqa: E402
+)
 from mnist_cnn.inference import export  # noqa: E402
 from mnist_cnn.inference.classifier import Classifier  # noqa: E402
+from mnist_cnn.models import loading  # noqa: E402
 
 EXAMPLES = Path(__file__).parents[1] / "docs" / "examples"
 
@@ -121,14 +124,14 @@ def test_export_of_a_missing_run_is_a_clear_error(tmp_path):
 
 
 def test_float32_copy_keeps_the_weights(fast_run):
-    from mnist_cnn.models.architecture import with_precision
+    from mnist_cnn.models.loading import with_precision
 
-    model = rundir.load_model(fast_run)
+    model = loading.load_model(fast_run)
     copy = with_precision(model, "float32")
     assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
     for a, b in zip(model.get_weights(), copy.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
-    digits = datasets.normalise(datasets.load_dataset("mnist")[1][0][:200])
+    digits = datasets.normalise(sources.load_dataset("mnist")[1][0][:200])
     np.testing.assert_allclose(
         copy.predict(digits, verbose=0), model.predict(digits, verbose=0), atol=0.02
     )

@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnist_cnn.data import datasets
+from mnist_cnn.data import sources
 from mnist_cnn.reporting import robustness
 from mnist_cnn.reporting.robustness import CHANGES, Entry, Suite, build_suite, page, score, table
 
 
 @pytest.fixture(scope="module")
 def test_digits():
-    _, (x_test, y_test) = datasets.load_dataset("mnist")
+    _, (x_test, y_test) = sources.load_dataset("mnist")
     return x_test, y_test
 
 

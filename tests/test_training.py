@@ -13,6 +13,7 @@ from mnist_cnn.backend import import_keras
 import_keras()
 
 from mnist_cnn import rundir  # noqa: E402
+from mnist_cnn.models import loading  # noqa: E402
 from mnist_cnn.training.train import TrainConfig, TrainingError, resolve_settings, train  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -93,7 +94,7 @@ def test_fast_records_a_curve_for_its_one_epoch(fast_run):
 def test_saved_model_reproduces_the_metrics(trained_run, mnist):
     from mnist_cnn import evaluation
 
-    model = rundir.load_model(trained_run["run_dir"])
+    model = loading.load_model(trained_run["run_dir"])
     _, (x_test, y_test) = mnist
     metrics = evaluation.evaluate(evaluation.predict_probabilities(model, x_test), y_test)
     assert metrics["test_accuracy"] == pytest.approx(trained_run["test_accuracy"], abs=1e-9)

@@ -174,28 +174,3 @@ def check_model_hash(file: Path) -> None:
             f"{file}: its sha256 does not match the one recorded in {CONFIG} at training "
             f"({expected[:12]}...); the file was changed or damaged since. Restore it or retrain"
         )
-
-
-def load_model(path: str | os.PathLike):
-    """Load the model of a run directory, `.keras` or Keras 2 `.h5` file, refusing layers
-    that carry code, and made to take 28x28x1 digits and give probabilities.
-
-    Keras's safe mode refuses Lambda layers and other objects that would run code (in `.h5`
-    files too); nothing is unpickled. A run's model must also match the sha256 recorded in
-    its config.json. A notebook's model that takes (28, 28) or (784,) input or gives logits
-    is wrapped to fit (architecture.adapted).
-    """
-    from mnist_cnn.backend import import_keras
-
-    keras = import_keras()
-    from mnist_cnn.models import augmentation  # noqa: F401  (registers our own layer, so that it loads)
-    from mnist_cnn.models.architecture import adapted
-
-    file = model_path(path)
-    check_model_hash(file)
-    try:
-        model = keras.saving.load_model(file, safe_mode=True, compile=False)
-    except Exception as exc:  # Keras raises many types for a bad file; all mean the same here
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunError(f"{file}: refused or unreadable model ({first_line})") from exc
-    return adapted(model, str(file))

@@ -13,7 +13,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from mnist_cnn.data import datasets
+from mnist_cnn.data import datasets, sources
+from mnist_cnn.errors import first_line
 from mnist_cnn.rundir import RunError
 
 PROG = "mnist-cnn"
@@ -71,7 +72,7 @@ def cmd_data_download(args) -> None:
 
 
 def cmd_data_info(args) -> None:
-    from mnist_cnn.data.folders import load_parts
+    from mnist_cnn.data.sources import load_parts
 
     classes = datasets.class_names(args.dataset) or datasets.DIGITS
     parts, folder = load_parts(args.dataset, args.data_dir)
@@ -125,7 +126,7 @@ def cmd_data_show(args) -> None:
 
     from mnist_cnn.reporting import pictures
 
-    (x_train, y_train), (x_test, y_test) = datasets.load_dataset(args.dataset, args.data_dir)
+    (x_train, y_train), (x_test, y_test) = sources.load_dataset(args.dataset, args.data_dir)
     images, labels = (x_train, y_train) if args.split == "train" else (x_test, y_test)
     if not len(images):
         raise UsageError(f"{args.dataset} has no {args.split} images")
@@ -404,6 +405,7 @@ def _ray_first(address: str | None) -> None:
 
 def cmd_sweep(args) -> None:
     _ray_first(args.address)
+    from mnist_cnn.reporting import sweep_page
     from mnist_cnn.scale import sweep
 
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
@@ -446,7 +448,7 @@ def cmd_sweep(args) -> None:
         f"{selected['val_accuracy']:.2%}; test accuracy, read once: {selected['test_accuracy']:.2%}"
     )
     print(f"selected run: {selected['run_dir']}")
-    print(f"sweep page: {Path(record['sweep_dir']) / sweep.PAGE}")
+    print(f"sweep page: {Path(record['sweep_dir']) / sweep_page.PAGE}")
 
 
 def _short(value) -> str:
@@ -489,7 +491,7 @@ def _dataset_for(args) -> str:
 def cmd_evaluate(args) -> None:
     _keras()
     from mnist_cnn import evaluation
-    from mnist_cnn.data.folders import load_parts, split_of
+    from mnist_cnn.data.sources import load_parts, split_of
     from mnist_cnn.inference.classifier import Classifier
 
     classifier = Classifier(args.model)
@@ -618,7 +620,7 @@ def _predict_test_digits(args) -> None:
     from mnist_cnn.reporting import pictures
 
     classifier = Classifier(args.model)
-    _, (x_test, y_test) = datasets.load_dataset(_dataset_for(args), args.data_dir)
+    _, (x_test, y_test) = sources.load_dataset(_dataset_for(args), args.data_dir)
     bad = [i for i in args.index if not 0 <= i < len(x_test)]
     if bad:
         raise UsageError(f"--index {bad[0]} is outside the test set (0..{len(x_test) - 1})")
@@ -722,7 +724,7 @@ def cmd_robustness(args) -> None:
             f"{args.run} was trained on {dataset}; the robustness suite changes MNIST digits"
         )
     classifier = Classifier(args.run)
-    _, (x_test, y_test) = datasets.load_dataset("mnist", args.data_dir)
+    _, (x_test, y_test) = sources.load_dataset("mnist", args.data_dir)
     model = classifier.model  # the report's own path to the answers, so its figures match
     forward = (
         classifier.probabilities
@@ -1248,7 +1250,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         code = EXIT_USAGE if isinstance(exc, _input_errors()) else EXIT_FAILURE
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = first_line(exc)
         print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
         return code
 

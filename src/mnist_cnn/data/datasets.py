@@ -375,17 +375,11 @@ def ensure_dataset(
     return folder
 
 
-def load_dataset(
+def load_idx(
     name: str = "mnist", data_dir: str | os.PathLike | None = None
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """`(x_train, y_train), (x_test, y_test)` as uint8 arrays, like `keras.datasets`.
-
-    `folder:PATH` reads your own labelled images (folders.py).
-    """
-    if folder_of(name) is not None:
-        from mnist_cnn.data.folders import load_folder
-
-        return load_folder(folder_of(name)).arrays()
+    """A catalogue dataset's `(x_train, y_train), (x_test, y_test)` as uint8 arrays, like
+    `keras.datasets`, from its verified IDX files (`sources.load_dataset` takes any name)."""
     spec = get_spec(name)
     folder = ensure_dataset(name, data_dir)
     arrays = [read_idx(folder / f.name) for f in spec.files]

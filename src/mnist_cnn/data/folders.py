@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_cnn.data import imaging
-from mnist_cnn.data.datasets import DIGITS, DatasetError, folder_of, load_dataset
+from mnist_cnn.data.datasets import DIGITS, DatasetError
 
 TEST_SHARE = 0.2  # held out of each digit when the folder has no train/ and test/
 SPLIT_SEED = 0
@@ -41,7 +41,7 @@ class FolderDataset:
     skipped: list[tuple[str, str]]  # (file, why) for every file that could not be used
 
     def arrays(self):
-        """`(x_train, y_train), (x_test, y_test)`, as `datasets.load_dataset` returns them."""
+        """`(x_train, y_train), (x_test, y_test)`, as `sources.load_dataset` returns them."""
         return (self.train.images, self.train.labels), (self.test.images, self.test.labels)
 
     def describe(self) -> dict:
@@ -135,27 +135,3 @@ def _read(files: list[tuple[Path, int]]) -> tuple[Part, list[tuple[str, str]]]:
         names.append(str(file))
     stacked = np.stack(images) if images else np.zeros((0, SIDE, SIDE), np.uint8)
     return Part(stacked.astype(np.uint8), np.array(labels, dtype=np.uint8), names), skipped
-
-
-def load_parts(
-    dataset: str, data_dir: str | os.PathLike | None = None
-) -> tuple[dict[str, Part], FolderDataset | None]:
-    """Any dataset's train and test parts, and the folder dataset they came from, if it is
-    one (its files name each digit; a catalogue dataset's parts have no files)."""
-    if folder_of(dataset) is not None:
-        folder = load_folder(folder_of(dataset))
-        return {"train": folder.train, "test": folder.test}, folder
-    (x_train, y_train), (x_test, y_test) = load_dataset(dataset, data_dir)
-    return {"train": Part(x_train, y_train), "test": Part(x_test, y_test)}, None
-
-
-def split_of(parts: dict[str, Part], split: str) -> Part:
-    """The test part, the train part, or both together ("all")."""
-    if split != "all":
-        return parts[split]
-    chosen = [parts["train"], parts["test"]]
-    return Part(
-        np.concatenate([p.images for p in chosen]),
-        np.concatenate([p.labels for p in chosen]),
-        [file for p in chosen for file in p.files],
-    )

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from mnist_cnn import evaluation, rundir
-from mnist_cnn.data import imaging
+from mnist_cnn.data import INPUT_SHAPE, imaging
 from mnist_cnn.data.datasets import normalise
+from mnist_cnn.models import loading
 
 BATCH = 1024
 
@@ -59,9 +60,9 @@ class Classifier:
             self.model = None
             self._forward = onnx_forward(self.path, threads)
         else:
-            self.model = rundir.load_model(self.path)
+            self.model = loading.load_model(self.path)
             self._forward = compiled_forward(self.model)
-        self._forward(np.zeros((1, 28, 28, 1), np.float32))  # compile once, now
+        self._forward(np.zeros((1, *INPUT_SHAPE), np.float32))  # compile once, now
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (N, 10) for MNIST-style uint8 digits (N, 28, 28)."""

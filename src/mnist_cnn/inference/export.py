@@ -19,10 +19,11 @@ import numpy as np
 
 from mnist_cnn import rundir
 from mnist_cnn.backend import import_keras
-from mnist_cnn.data import datasets
-from mnist_cnn.models.architecture import with_precision
+from mnist_cnn.data import INPUT_SHAPE, datasets, sources
+from mnist_cnn.errors import first_line
 from mnist_cnn.models.augmentation import without_augmentation
 from mnist_cnn.models.ensemble import ensemble_of, members_of
+from mnist_cnn.models.loading import load_model, with_precision
 
 keras = import_keras()
 
@@ -112,11 +113,11 @@ def export_model(
         kind = "_saved_model" if fmt == "saved_model" else Path(filename).suffix
         filename = source.stem + kind
     target = Path(out) if out else source.parent / filename
-    trained = rundir.load_model(source)
+    trained = load_model(source)
     model = inference_copy(trained)
-    model(np.zeros((1, 28, 28, 1), np.float32))  # Keras exports only a model that has run
+    model(np.zeros((1, *INPUT_SHAPE), np.float32))  # Keras exports only a model that has run
 
-    _, (x_test, _) = datasets.load_dataset(rundir.dataset_of(source), data_dir)
+    _, (x_test, _) = sources.load_dataset(rundir.dataset_of(source), data_dir)
     digits = datasets.normalise(x_test[:PARITY_DIGITS])
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -128,8 +129,7 @@ def export_model(
                 warnings.simplefilter("ignore")
                 model.export(str(staged), format=keras_format, verbose=False)
         except Exception as exc:  # converters raise many types; all mean "could not export"
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ExportError(f"cannot export to {fmt}: {first}") from exc
+            raise ExportError(f"cannot export to {fmt}: {first_line(exc)}") from exc
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             exported = runner(staged, fmt)(digits)

@@ -6,7 +6,7 @@ list is read with Python's `ast` and built from `keras.layers` classes called wi
 arguments; it is never run as Python. A `.py` file is your own code, run on purpose.
 
 Models saved elsewhere (a notebook's `model.save("mnist.h5")`) may take (28, 28) or (784,)
-input and end in logits; `adapted` puts a Reshape in front and a Softmax behind, so that
+input and end in logits; `loading.adapted` puts a Reshape in front and a Softmax behind, so that
 every command can feed them 28x28x1 digits and read probabilities.
 """
 
@@ -22,12 +22,21 @@ from dataclasses import replace
 from pathlib import Path
 
 from mnist_cnn import rundir
+from mnist_cnn.backend import import_keras
+from mnist_cnn.data import INPUT_SHAPE
 from mnist_cnn.data.datasets import sha256_of
+from mnist_cnn.errors import first_line
 from mnist_cnn.models import catalogue
 from mnist_cnn.models.layer_list import LayerCall, parse, python_file
+from mnist_cnn.models.loading import (
+    ACCEPTED_INPUTS,
+    ArchitectureError,
+    adapted,
+    gives_probabilities,
+    load_model,
+    with_precision,
+)
 
-INPUT_SHAPE = catalogue.INPUT_SHAPE
-ACCEPTED_INPUTS = (INPUT_SHAPE, (28, 28), (784,))
 INPUT_NAMES = ("Input", "InputLayer")
 # keras.layers classes that a layer list may not name: they wrap code (Lambda, TFSMLayer,
 # the Torch/JAX/Flax wrappers), wrap other layers (a nested call), or read files.
@@ -64,10 +73,6 @@ CUSTOM_RECIPE = catalogue.get_entry("keras-example").recipe
 FINETUNE_RECIPE = replace(CUSTOM_RECIPE, epochs=10, batch_size=32, learning_rate=1e-4)
 
 
-class ArchitectureError(ValueError):
-    """A network of the user's that cannot be built or used; the message says where and why."""
-
-
 # --- a pasted layer list -------------------------------------------------------------------
 
 
@@ -78,7 +83,7 @@ def layer_list_entry(text: str, name: str = CUSTOM_NAME) -> catalogue.Entry:
     summary = ", ".join(call.text for call in layer_calls)
 
     def build(*front):
-        keras = _keras()
+        keras = import_keras()
         layers = [_make_layer(keras, call) for call in layer_calls]
         if input_shape == INPUT_SHAPE:  # one flat stack, as the catalogue's networks are
             stack = keras.Sequential([keras.Input(shape=INPUT_SHAPE), *front, *layers], name=name)
@@ -102,7 +107,7 @@ def layer_list_entry(text: str, name: str = CUSTOM_NAME) -> catalogue.Entry:
 def _check_layer_by_layer(input_shape: tuple, calls: list[LayerCall]) -> None:
     """Call each layer on the output of the one before, without allocating weights, so that
     the first layer that does not fit, or is too large for 28x28 digits, is named."""
-    keras = _keras()
+    keras = import_keras()
     parameters = 0
     with keras.StatelessScope():
         x = keras.Input(shape=input_shape)
@@ -113,7 +118,7 @@ def _check_layer_by_layer(input_shape: tuple, calls: list[LayerCall]) -> None:
                 x = layer(x)
             except Exception as exc:  # Keras raises ValueError and others for a misfit
                 raise ArchitectureError(
-                    f"{where} does not fit what comes before it ({_first_line(exc)})"
+                    f"{where} does not fit what comes before it ({first_line(exc, typed=True)})"
                 ) from None
             if not isinstance(x, keras.KerasTensor):
                 raise ArchitectureError(f"{where} gives more than one output")
@@ -183,7 +188,9 @@ def _make_layer(keras, call: LayerCall):
     try:
         return cls(*call.args, **call.kwargs)
     except Exception as exc:  # Keras raises TypeError, ValueError and others for bad arguments
-        raise ArchitectureError(f"{where}: Keras refused it ({_first_line(exc)})") from None
+        raise ArchitectureError(
+            f"{where}: Keras refused it ({first_line(exc, typed=True)})"
+        ) from None
 
 
 # --- your Python ---------------------------------------------------------------------------
@@ -207,7 +214,9 @@ def python_entry(spec: str, name: str = CUSTOM_NAME) -> catalogue.Entry:
     try:
         loader.loader.exec_module(module)
     except Exception as exc:  # the user's code may raise anything
-        raise ArchitectureError(f"--arch {path}: running it failed ({_first_line(exc)})") from None
+        raise ArchitectureError(
+            f"--arch {path}: running it failed ({first_line(exc, typed=True)})"
+        ) from None
     function = getattr(module, function_name, None)
     if not callable(function):
         raise ArchitectureError(
@@ -216,12 +225,12 @@ def python_entry(spec: str, name: str = CUSTOM_NAME) -> catalogue.Entry:
         )
 
     def build(*front):
-        keras = _keras()
+        keras = import_keras()
         try:
             model = function()
         except Exception as exc:
             raise ArchitectureError(
-                f"--arch {path}:{function_name}() failed ({_first_line(exc)})"
+                f"--arch {path}:{function_name}() failed ({first_line(exc, typed=True)})"
             ) from None
         if not isinstance(model, keras.Model):
             raise ArchitectureError(
@@ -261,8 +270,8 @@ def init_entry(model: str, name: str = FINETUNE_NAME) -> catalogue.Entry:
     def build(*front):
         from mnist_cnn.models.augmentation import without_augmentation
 
-        keras = _keras()
-        loaded = without_augmentation(rundir.load_model(file))
+        keras = import_keras()
+        loaded = without_augmentation(load_model(file))
         retyped = with_precision(loaded, keras.mixed_precision.global_policy().name)
         return adapted(retyped, f"--init {file}", front=front)
 
@@ -353,7 +362,7 @@ def request_of(origin: dict) -> dict:
 def _check_buildable(entry: catalogue.Entry, where: str, weightless: bool = True) -> None:
     """Build the network once (without allocating its weights, unless they come from a file)
     and check its size and its output, before a run directory is made for it."""
-    keras = _keras()
+    keras = import_keras()
     with keras.StatelessScope() if weightless else contextlib.nullcontext():
         model = entry.build()
         parameters = model.count_params()
@@ -369,67 +378,12 @@ def _check_buildable(entry: catalogue.Entry, where: str, weightless: bool = True
                 f"{where}: layer {layer.name} outputs {shape} values per digit, more than "
                 f"{MAX_ACTIVATIONS:,}; shrink it"
             )
-    if not _gives_probabilities(model):
+    if not gives_probabilities(model):
         last = model.layers[-1]
         raise ArchitectureError(
             f"{where}: the last layer ({type(last).__name__}) gives scores, not probabilities; "
             f"end with activation='softmax', e.g. Dense(10, activation='softmax')"
         )
-
-
-def adapted(model, where: str = "the model", add_softmax: bool = True, front=()):
-    """The model, made to take (N, 28, 28, 1) digits and give (N, 10) probabilities.
-
-    A (28, 28) or (784,) input gets a Reshape in front; logits (a last layer without
-    activation) get a Softmax behind, if `add_softmax`; `front` layers (augmentation) go
-    first of all. Anything else gets one clear error that starts with `where`.
-    """
-    keras = _keras()
-    input_shape = tuple(model.inputs[0].shape[1:]) if len(model.inputs) == 1 else None
-    if input_shape not in ACCEPTED_INPUTS:
-        accepted = ", ".join(str(s) for s in ACCEPTED_INPUTS)
-        shapes = [tuple(i.shape[1:]) for i in model.inputs]
-        raise ArchitectureError(
-            f"{where} takes input {shapes[0] if len(shapes) == 1 else shapes}; "
-            f"mnist-cnn feeds one 28x28 grey digit, as {accepted}"
-        )
-    output_shape = tuple(model.outputs[0].shape[1:]) if len(model.outputs) == 1 else None
-    if output_shape != (catalogue.NUM_CLASSES,):
-        raise ArchitectureError(
-            f"{where} gives output {output_shape}; it must give one score per digit, "
-            f"({catalogue.NUM_CLASSES},) - end with Flatten() and Dense(10, activation='softmax')"
-        )
-    needs_softmax = add_softmax and _gives_logits(model)
-    if input_shape == INPUT_SHAPE and not needs_softmax and not front:
-        return model
-    layers = [keras.Input(shape=INPUT_SHAPE), *front]
-    if input_shape != INPUT_SHAPE:
-        layers.append(
-            keras.layers.Reshape(input_shape, name="as_" + "x".join(map(str, input_shape)))
-        )
-    layers.append(model)
-    if needs_softmax:
-        layers.append(keras.layers.Softmax(name="probabilities", dtype="float32"))
-    return keras.Sequential(layers, name=model.name)
-
-
-def _last_activation(model) -> str | None:
-    last = model.layers[-1]
-    if type(last).__name__ == "Softmax":
-        return "softmax"
-    if isinstance(last, _keras().Model):
-        return _last_activation(last)
-    activation = last.get_config().get("activation")
-    return activation if isinstance(activation, str) else None
-
-
-def _gives_probabilities(model) -> bool:
-    return _last_activation(model) == "softmax" or type(model.layers[-1]).__name__ == "Average"
-
-
-def _gives_logits(model) -> bool:
-    """A last Dense (or convolution) without activation: the scores of a from_logits model."""
-    return _last_activation(model) == "linear"
 
 
 def describe_layers(model) -> list[dict]:
@@ -447,34 +401,3 @@ def describe_layers(model) -> list[dict]:
         }
         for layer in model.layers
     ]
-
-
-def with_precision(model, policy: str):
-    """The same network and weights with every layer computing under `policy` (a dtype
-    policy name such as "float32" or "mixed_bfloat16")."""
-    if all(layer.dtype_policy.name == policy for layer in model._flatten_layers()):
-        return model
-
-    def retyped(config):
-        if isinstance(config, dict):
-            if config.get("class_name") in ("DTypePolicy", "FloatDTypePolicy"):
-                return {**config, "config": {**config["config"], "name": policy}}
-            return {key: retyped(value) for key, value in config.items()}
-        if isinstance(config, list):
-            return [retyped(value) for value in config]
-        return config
-
-    copy = model.__class__.from_config(retyped(model.get_config()))
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-
-
-def _keras():
-    from mnist_cnn.backend import import_keras
-
-    return import_keras()

@@ -14,8 +14,6 @@ from dataclasses import asdict, dataclass, replace
 
 from mnist_cnn.models.settings import Augmentation, Recipe
 
-INPUT_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
 HELD_OUT = 0.1  # validation fraction used where the source validated on test data or not at all
 
 

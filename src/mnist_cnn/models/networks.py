@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from mnist_cnn.models.catalogue import INPUT_SHAPE, NUM_CLASSES
+from mnist_cnn.data import INPUT_SHAPE, NUM_CLASSES
 
 
 def _sequential(name: str, front: tuple, *body: layers.Layer) -> keras.Model:

@@ -14,7 +14,7 @@ import numpy as np
 
 from mnist_cnn import evaluation, rundir
 from mnist_cnn.atomic import atomic_write_text
-from mnist_cnn.data import datasets
+from mnist_cnn.data import sources
 from mnist_cnn.inference.classifier import Classifier
 from mnist_cnn.reporting import pictures, plots
 from mnist_cnn.reporting.report import STYLE, embedded_png
@@ -53,7 +53,7 @@ def compare_runs(
     used = {rundir.dataset_of(path) for path in paths}
     if len(used) > 1:
         raise rundir.RunError(f"the runs use different datasets ({', '.join(sorted(used))})")
-    _, (x_test, y_test) = datasets.load_dataset(used.pop(), data_dir)
+    _, (x_test, y_test) = sources.load_dataset(used.pop(), data_dir)
 
     rows, answers, histories = [], [], {}
     for path in paths:

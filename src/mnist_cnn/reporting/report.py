@@ -18,7 +18,7 @@ import numpy as np
 from mnist_cnn import evaluation, rundir
 from mnist_cnn.atomic import atomic_write_json, atomic_write_text
 from mnist_cnn.backend import import_keras, versions
-from mnist_cnn.data import datasets
+from mnist_cnn.data import datasets, sources
 from mnist_cnn.inference.classifier import Classifier
 from mnist_cnn.models.ensemble import members_of
 from mnist_cnn.reporting import pictures, plots, robustness
@@ -71,7 +71,7 @@ def write_report(
     elsewhere: MODEL.report.html beside it, scored now on the test set), and return its path."""
     run = rundir.run_dir_of(model)
     classifier = Classifier(run or rundir.model_path(model))
-    _, (x_test, y_test) = datasets.load_dataset(rundir.dataset_of(classifier.path), data_dir)
+    _, (x_test, y_test) = sources.load_dataset(rundir.dataset_of(classifier.path), data_dir)
     probabilities = classifier.probabilities(x_test)
     if run is not None:
         return write_report_of(run, classifier.model, (x_test, y_test), probabilities, out)

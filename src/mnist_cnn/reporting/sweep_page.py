@@ -10,10 +10,12 @@ from mnist_cnn.atomic import atomic_write_text
 from mnist_cnn.reporting import plots
 from mnist_cnn.reporting.report import STYLE, embedded_png
 
+PAGE = "sweep.html"
 
-def write_page(sweep_dir: Path, record: dict, plan) -> Path:
-    """Write SWEEP_DIR/sweep.html from what sweep.json holds and the trials' histories."""
-    from mnist_cnn.scale.sweep import LOG_SCALE, PAGE
+
+def write_page(sweep_dir: Path, record: dict, plan, log_scale=frozenset()) -> Path:
+    """Write SWEEP_DIR/sweep.html from what sweep.json holds and the trials' histories;
+    the settings in `log_scale` (rates) are drawn on a log axis."""
 
     e = html.escape
     trials = record["trials"]
@@ -48,7 +50,7 @@ def write_page(sweep_dir: Path, record: dict, plan) -> Path:
         for f in fields
     }
     by_setting = embedded_png(
-        plots.accuracy_by_setting(points, LOG_SCALE), "validation accuracy against each setting"
+        plots.accuracy_by_setting(points, log_scale), "validation accuracy against each setting"
     )
     histories = {}
     for trial in trials:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_cnn.data import datasets
+from mnist_cnn.errors import first_line
 
 INSTALL = "pip install 'mnist-cnn[cluster]'"
 ADDRESS_ENV = "RAY_ADDRESS"
@@ -128,8 +129,9 @@ def connected(address: str | None, cpus_per_task: int = 1) -> Iterator[Cluster]:
         try:
             ray.init(address=address, **options)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ClusterError(f"cannot join the Ray cluster at {address} ({first})") from None
+            raise ClusterError(
+                f"cannot join the Ray cluster at {address} ({first_line(exc)})"
+            ) from None
     else:
         ray.init(
             address="local",  # a new Ray of our own, even where another runs

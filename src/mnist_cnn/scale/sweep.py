@@ -26,10 +26,10 @@ from pathlib import Path
 from mnist_cnn import rundir
 from mnist_cnn.atomic import atomic_write_json
 from mnist_cnn.backend import versions
+from mnist_cnn.reporting import sweep_page
 from mnist_cnn.scale import cluster
 
 SWEEP_FILE = "sweep.json"
-PAGE = "sweep.html"
 TRIALS = "trials"
 TUNE = "tune"
 METRIC = "val_accuracy"
@@ -337,9 +337,8 @@ def _run(tuner, plan: Plan, sweep_dir: Path, record: dict, say) -> dict:
     record["status"] = "interrupted" if interrupted else "finished"
     record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     atomic_write_json(sweep_dir / SWEEP_FILE, record)
-    from mnist_cnn.reporting.sweep_page import write_page
 
-    write_page(sweep_dir, record, plan)
+    sweep_page.write_page(sweep_dir, record, plan, LOG_SCALE)
     if interrupted:
         raise SweepInterrupted(sweep_dir)
     if record["selected"] is None:

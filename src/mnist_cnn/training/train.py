@@ -20,8 +20,8 @@ import numpy as np
 from mnist_cnn import evaluation, rundir
 from mnist_cnn.atomic import atomic_write_json
 from mnist_cnn.backend import versions
-from mnist_cnn.data import datasets
-from mnist_cnn.models import architecture, catalogue
+from mnist_cnn.data import NUM_CLASSES, datasets, sources
+from mnist_cnn.models import architecture, catalogue, loading
 from mnist_cnn.models import settings as recipe_settings
 from mnist_cnn.models.augmentation import RandomAffine, RandomStrokes
 from mnist_cnn.models.ensemble import ensemble_of
@@ -410,7 +410,7 @@ def finish(run_dir: str | os.PathLike) -> RunResult:
     if (run_dir / rundir.METRICS).exists():
         raise rundir.RunError(f"{run_dir} has been tested already (it has its {rundir.METRICS})")
     config, settings = config_from_run(run_dir)
-    model = rundir.load_model(rundir.model_path(run_dir))
+    model = loading.load_model(rundir.model_path(run_dir))
     (train_set, test_set), about_data = _load(config)
     history = _history_of(run_dir)
     seconds = sum(row.get("seconds", 0.0) for row in history)
@@ -477,25 +477,18 @@ def config_from_run(run_dir: Path) -> tuple[TrainConfig, dict]:
 
 def _load(config: TrainConfig):
     """The data to train on, and for a folder dataset what was read (else None)."""
-    folder = datasets.folder_of(config.dataset)
-    if folder is None:
-        (x_train, y_train), test = datasets.load_dataset(config.dataset, config.data_dir)
-        about = None
-    else:
-        from mnist_cnn.data.folders import load_folder
-
-        digits = load_folder(folder)
-        if not len(digits.test.labels) or not len(digits.train.labels):
-            raise TrainingError(
-                f"{config.dataset}: {len(digits.train.labels)} training and "
-                f"{len(digits.test.labels)} test images; training needs some of both"
-            )
-        (x_train, y_train), test = digits.arrays()
-        about = digits.describe()
+    parts, folder = sources.load_parts(config.dataset, config.data_dir)
+    if folder is not None and not (len(folder.train.labels) and len(folder.test.labels)):
+        raise TrainingError(
+            f"{config.dataset}: {len(folder.train.labels)} training and "
+            f"{len(folder.test.labels)} test images; training needs some of both"
+        )
+    (x_train, y_train), test = ((p.images, p.labels) for p in (parts["train"], parts["test"]))
+    about = None if folder is None else folder.describe()
     if config.limit is not None:
         x_train, y_train = x_train[: config.limit], y_train[: config.limit]
     if config.mix_mnist:
-        (x_mnist, y_mnist), _ = datasets.load_dataset("mnist", config.data_dir)
+        (x_mnist, y_mnist), _ = sources.load_dataset("mnist", config.data_dir)
         rng = np.random.default_rng(config.seed)
         picks = rng.permutation(len(x_mnist))[: config.mix_mnist]
         x_train = np.concatenate([x_train, x_mnist[picks]])
@@ -508,7 +501,7 @@ def _load(config: TrainConfig):
 def _fit_split(settings: dict, x_train, y_train):
     """The digits to fit on, and the validation split held out of them (or None)."""
     (x_fit, y_fit), validation = split_validation(x_train, y_train, settings["validation_split"])
-    labels = lambda y: _labels_for(settings["loss"], y, catalogue.NUM_CLASSES)  # noqa: E731
+    labels = lambda y: _labels_for(settings["loss"], y, NUM_CLASSES)  # noqa: E731
     fit_data = (datasets.normalise(x_fit), labels(y_fit))
     validation_data = (
         None if validation is None else (datasets.normalise(validation[0]), labels(validation[1]))
@@ -540,13 +533,13 @@ def _fit_members(
         rundir.write_history(writer.steps_path, writer.step_rows)
         rundir.write_history(writer.path, writer.rows)
         seconds = sum(r.get("seconds", 0.0) for r in writer.rows if r.get("member") - 1 in todo)
-        return [rundir.load_model(_member_file(state, i)) for i in range(config.ensemble)], seconds
+        return [loading.load_model(_member_file(state, i)) for i in range(config.ensemble)], seconds
     members, train_seconds = [], 0.0
     for index in range(config.ensemble):
         writer.member = index + 1 if config.ensemble > 1 else None
         finished = _member_file(state, index)
         if finished.exists():  # a resumed ensemble: this member was done
-            members.append(rundir.load_model(finished))
+            members.append(loading.load_model(finished))
             continue
         keras.utils.set_random_seed(config.seed + index)
         with stop.listening():
