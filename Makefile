@@ -8,7 +8,7 @@ MODEL  ?= fast
 CHROMIUM ?= /usr/bin/chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint clean
+.PHONY: run check test lint clean
 
 $(BIN)/mnist-cnn: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,10 +25,20 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
+# While working: ruff, the import contracts and the tests that train nothing (under 2 min).
+check: $(BIN)/mnist-cnn
+	$(BIN)/mnist-cnn data download
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q -m quick -n 2 --dist loadgroup
+
+# Everything, two at a time: each module is an xdist group (its runs trained once), and the
+# tests that time themselves or hold servers and clusters share one group (conftest.py).
 test: $(BIN)/mnist-cnn $(CHROMIUM)
 	$(BIN)/mnist-cnn data download
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: $(BIN)/mnist-cnn
 	$(BIN)/ruff check src tests benchmarks

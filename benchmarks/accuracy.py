@@ -34,19 +34,10 @@ from mnist_cnn.backend import import_keras, versions
 
 import_keras()
 
-from mnist_cnn import (  # noqa: E402
-    evaluation,
-    rundir,  # noqa: E402
-)
-from mnist_cnn.data import (  # noqa: E402
-    sources,  # noqa: E402
-)
-from mnist_cnn.models import (  # noqa: E402
-    catalogue,  # noqa: E402
-    loading,  # noqa: E402
-)
-from mnist_cnn.training import checkpoints  # noqa: E402
-from mnist_cnn.training.train import TrainConfig, resolve_settings, train  # noqa: E402
+from mnist_cnn import evaluation, rundir  # noqa: E402
+from mnist_cnn.data import sources  # noqa: E402
+from mnist_cnn.models import catalogue, loading  # noqa: E402
+from mnist_cnn.training import TrainConfig, callbacks, resolve_settings, train  # noqa: E402
 
 # With the settings (the recipe as resolved, every field of it), what decides how a run
 # trains; the prose of an entry (source, published, notes) does not, nor the recipe's own
@@ -96,7 +87,7 @@ def measure(model: str, seed: int, epochs: int | None, out: Path, x_test) -> Mea
         model=model,
         seed=seed,
         epochs=metrics["epochs"],
-        validation=checkpoints.selected_epoch(history)["val_accuracy"],
+        validation=callbacks.selected_epoch(history)["val_accuracy"],
         test=metrics["test_accuracy"],
         seconds=metrics["train_seconds"],
         probabilities=evaluation.predict_probabilities(network, x_test),

@@ -39,7 +39,7 @@ from mnist_cnn.data import (  # noqa: E402
     sources,  # noqa: E402
 )
 from mnist_cnn.models import loading  # noqa: E402
-from mnist_cnn.training.train import TrainConfig, train  # noqa: E402
+from mnist_cnn.training import TrainConfig, train  # noqa: E402
 
 RATES = (1e-4, 3e-4, 1e-3)
 BATCH = 32

@@ -36,7 +36,7 @@ from mnist_cnn.data import (  # noqa: E402
 )
 from mnist_cnn.inference.classifier import Classifier  # noqa: E402
 from mnist_cnn.inference.export import export_model  # noqa: E402
-from mnist_cnn.training.train import TrainConfig, train  # noqa: E402
+from mnist_cnn.training import TrainConfig, train  # noqa: E402
 
 CALLS = 1000
 

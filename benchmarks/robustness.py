@@ -31,7 +31,7 @@ from mnist_cnn.data import (  # noqa: E402
 )
 from mnist_cnn.inference.classifier import Classifier  # noqa: E402
 from mnist_cnn.reporting import robustness  # noqa: E402
-from mnist_cnn.training.train import split_validation  # noqa: E402
+from mnist_cnn.training import split_validation  # noqa: E402
 
 VALIDATION = 0.05
 

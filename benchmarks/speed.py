@@ -104,7 +104,7 @@ def warm_fits(seeds, out: str, model: str) -> list[float]:
     from mnist_cnn.backend import import_keras
 
     import_keras()
-    from mnist_cnn.training.train import TrainConfig, train
+    from mnist_cnn.training import TrainConfig, train
 
     return [
         train(TrainConfig(model=model, seed=seed, out=out, verbose=0)).train_seconds
@@ -123,9 +123,9 @@ def epoch_flops(model_name: str) -> tuple[float, int]:
     """
     import numpy as np
 
+    from mnist_cnn import training
     from mnist_cnn.backend import import_keras
     from mnist_cnn.models import catalogue
-    from mnist_cnn.training import train as training
 
     keras = import_keras()
     entry = catalogue.get_entry(model_name)
@@ -211,7 +211,7 @@ def example_to_target(seeds, out: str) -> list[tuple]:
 
     keras = import_keras()
     from mnist_cnn import evaluation
-    from mnist_cnn.training.train import TrainConfig, train
+    from mnist_cnn.training import TrainConfig, train
 
     _, (x_test, y_test) = sources.load_dataset("mnist")
 

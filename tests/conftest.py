@@ -89,10 +89,51 @@ def http_server():
         server.server_close()
 
 
+# Tests that time themselves or hold ports and clusters run one after another, in one xdist
+# group, so that they never share the two cores with each other; every other module is a
+# group of its own (its module-scoped runs are trained once). See `make test`.
+TIMING_SENSITIVE = {"test_resume", "test_server", "test_page", "test_cluster", "test_fuzz"}
+
+
+# `make check`'s tier: modules whose tests train nothing and start no server, less any test
+# that asks for a trained run.
+QUICK = {"test_catalogue", "test_cli", "test_datasets", "test_imaging", "test_layout"}
+TRAINED = {"trained_run", "fast_run", "server", "browser"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2]
+        group = "timing" if module in TIMING_SENSITIVE else module
+        item.add_marker(pytest.mark.xdist_group(group))
+        if module in QUICK and not TRAINED & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.quick)
+
+
+def shared(tmp_path_factory, name: str, make):
+    """`make(folder)` once per test session, even across xdist workers: the first worker
+    computes it under a lock, the others read its JSON answer."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the folder every worker's base folder sits in
+    answer = root / f"{name}.json"
+    with FileLock(str(answer) + ".lock"):
+        if not answer.exists():
+            folder = root / f"{name}-runs"
+            folder.mkdir(exist_ok=True)
+            answer.write_text(json.dumps(make(folder)))
+    return json.loads(answer.read_text())
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> dict:
     """A short real training run through the command: 1 epoch on 6000 digits."""
-    out = tmp_path_factory.mktemp("runs")
+    return shared(tmp_path_factory, "trained_run", _train_short)
+
+
+def _train_short(out: Path) -> dict:
     result = run_cli(
         "train",
         "conv32-conv64-dense128",
@@ -113,7 +154,11 @@ def trained_run(tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def fast_run(tmp_path_factory) -> str:
     """The `fast` model, trained for real through the command (about 10 s)."""
-    result = run_cli("train", "fast", "--out", str(tmp_path_factory.mktemp("fast")), "--json")
+    return shared(tmp_path_factory, "fast_run", _train_fast)
+
+
+def _train_fast(out: Path) -> str:
+    result = run_cli("train", "fast", "--out", str(out), "--json")
     assert result.returncode == 0, result.stderr
     summary = last_json(result.stdout)
     assert summary["test_accuracy"] >= 0.985

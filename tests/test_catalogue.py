@@ -8,8 +8,8 @@ from mnist_cnn.backend import import_keras
 
 import_keras()
 
+from mnist_cnn import training  # noqa: E402
 from mnist_cnn.models import catalogue  # noqa: E402
-from mnist_cnn.training import train as training  # noqa: E402
 
 # (layer types in order, trainable parameters), worked out by hand from each source.
 EXPECTED = {

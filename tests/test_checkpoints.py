@@ -8,7 +8,7 @@ from mnist_cnn.backend import import_keras
 
 keras = import_keras()
 
-from mnist_cnn.training.checkpoints import BestWeights, StopRequest  # noqa: E402
+from mnist_cnn.training.callbacks import BestWeights, StopRequest  # noqa: E402
 
 
 def _model_marked(value: float) -> keras.Model:

@@ -190,7 +190,7 @@ def run_configs(draw) -> bytes:
 @FUZZ
 @given(run_configs())
 def test_run_config_loader(tmp_path_factory, data):
-    from mnist_cnn.training.train import config_from_run
+    from mnist_cnn.training import config_from_run
 
     run = tmp_path_factory.mktemp("run")
     (run / "config.json").write_bytes(data)

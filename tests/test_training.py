@@ -14,7 +14,7 @@ import_keras()
 
 from mnist_cnn import rundir  # noqa: E402
 from mnist_cnn.models import loading  # noqa: E402
-from mnist_cnn.training.train import TrainConfig, TrainingError, resolve_settings, train  # noqa: E402
+from mnist_cnn.training import TrainConfig, TrainingError, resolve_settings, train  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

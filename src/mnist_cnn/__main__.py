@@ -1,5 +1,5 @@
 """`python -m mnist_cnn` is the `mnist-cnn` command."""
 
-from mnist_cnn.cli.main import run
+from mnist_cnn.cli import run
 
 run()

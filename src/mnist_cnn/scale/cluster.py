@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mnist_cnn import rundir
 from mnist_cnn.data import datasets
 from mnist_cnn.errors import first_line
 
@@ -217,6 +218,34 @@ def check_nodes(
 
 
 @contextlib.contextmanager
+def check_ready(address: str | None) -> None:
+    """A missing extra or an address that does not answer: one line now, before Keras loads."""
+    address = address_or_default(address)
+    import_ray(embedded=address is None)
+    if address:
+        probe(address)
+
+
+def ensemble_runner(address_flag: str | None, resume: str | None, ensemble, dataset, data_dir, out):
+    """With --address (or $RAY_ADDRESS), an ensemble's members train side by side on Ray:
+    a context that yields the member runner; else None. A resumed run's own settings say
+    how many members it has and where its data is."""
+    address = address_or_default(address_flag)
+    if address is None:
+        return None
+    if resume:
+        recorded = rundir.read_json(Path(resume) / rundir.CONFIG)
+        settings = recorded.get("settings", {})
+        ensemble, dataset = settings.get("ensemble"), settings.get("dataset", "mnist")
+        data_dir, out = recorded.get("data_dir"), Path(resume).resolve().parent
+    if not ensemble or ensemble < 2:
+        if address_flag:
+            raise ClusterError("--address trains an ensemble's members on Ray; add --ensemble K")
+        return None  # $RAY_ADDRESS set, but there is nothing to spread
+    check_ready(address)
+    return members_on(address, dataset, data_dir, Path(out).resolve())
+
+
 def members_on(address: str, dataset: str, data_dir: str | None, out: Path):
     """Connected, and every node checked for the run: yields the member runner."""
     with connected(address):
@@ -231,7 +260,7 @@ def member_runner(cpus: int = 1):
     the member's last checkpoint, which lives in the run directory on shared storage.
     """
     ray = import_ray()
-    from mnist_cnn.training import train as training
+    from mnist_cnn import training
 
     task = ray.remote(num_cpus=cpus, max_retries=3)(training.fit_member)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from mnist_cnn import rundir
 from mnist_cnn.atomic import atomic_write_json
 from mnist_cnn.backend import versions
+from mnist_cnn.models import layer_list
 from mnist_cnn.reporting import sweep_page
 from mnist_cnn.scale import cluster
 
@@ -84,8 +85,8 @@ def _trial(params: dict, base: dict, trials_dir: str) -> None:
     """One trial on some node: `train` with these settings, or its run carried on."""
     from ray import tune
 
+    from mnist_cnn import training
     from mnist_cnn.backend import import_keras
-    from mnist_cnn.training import train as training
 
     keras = import_keras()
 
@@ -111,7 +112,7 @@ def _trial(params: dict, base: dict, trials_dir: str) -> None:
 
 def _chosen(history: list[dict], run_dir: Path) -> dict:
     """The validation result of the epoch the trial's model is (its selected or last)."""
-    from mnist_cnn.training.checkpoints import selected_epoch
+    from mnist_cnn.training.callbacks import selected_epoch
 
     if not history:
         return {}
@@ -183,7 +184,8 @@ class Plan:
         return cls(data["base"], values, data["samples"], data["scheduler"], data["cpus_per_trial"])
 
     def max_epochs(self) -> int:
-        from mnist_cnn.training import train as training
+        from mnist_cnn import training
+
         epochs = self.values.get("epochs")
         if isinstance(epochs, Range):
             return int(epochs.high)
@@ -199,10 +201,23 @@ def _first(value):
     return value.low if isinstance(value, Range) else value[0]
 
 
+def absolute_paths(fields: dict) -> dict:
+    """Paths in train settings made absolute: trials run elsewhere, in other folders."""
+    fields = dict(fields)
+    for key in ("data_dir", "init", "out"):
+        if fields.get(key):
+            fields[key] = str(Path(fields[key]).expanduser().resolve())
+    python = fields.get("arch") and layer_list.python_file(fields["arch"])
+    if python:
+        fields["arch"] = f"{Path(python[0]).expanduser().resolve()}:{python[1]}"
+    return fields
+
+
 def check_plan(plan: Plan) -> None:
     """Every value of every swept setting, with the fixed ones, is one `train` would take,
     and every trial keeps a validation split to be ranked on: checked before any trial."""
-    from mnist_cnn.training import train as training
+    from mnist_cnn import training
+
     firsts = {k: _first(v) for k, v in plan.values.items()}
     for field, given in plan.values.items():
         for value in [given.low, given.high] if isinstance(given, Range) else given:
@@ -308,7 +323,8 @@ def _tuner(plan: Plan, sweep_dir: Path, say):
 
 def _run(tuner, plan: Plan, sweep_dir: Path, record: dict, say) -> dict:
     """Fit, rank on validation, test the selected trial once, and write sweep.json and page."""
-    from mnist_cnn.training import train as training
+    from mnist_cnn import training
+
     interrupted = False
     try:
         grid = tuner.fit()

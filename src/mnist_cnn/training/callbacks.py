@@ -12,11 +12,13 @@ import contextlib
 import math
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import keras
 
+from mnist_cnn import rundir
 from mnist_cnn.atomic import atomic_write, atomic_write_json
 
 CHECKPOINTS = "checkpoints"  # in the run directory, until the run finishes
@@ -111,3 +113,85 @@ class BestWeights(keras.callbacks.Callback):
     def restore(self) -> None:
         if self.path.exists():
             self.model.load_weights(self.path)
+
+
+class HistoryWriter(keras.callbacks.Callback):
+    """Rewrites history.csv after every epoch, with the epoch's wall time, and steps.csv:
+    training loss and accuracy every few steps, so that a run of one epoch has curves too.
+
+    Rows are keyed by (member, epoch): an epoch run again after a resume replaces its rows,
+    so the files always hold every epoch exactly once. An interrupted epoch is not written.
+    """
+
+    STEP_ROWS = 200  # steps.csv keeps about this many rows per member, however long the run
+
+    def __init__(
+        self,
+        path: Path,
+        stop: StopRequest,
+        rows: list[dict] = (),
+        steps_path: Path | None = None,
+        step_rows: list[dict] = (),
+    ):
+        super().__init__()
+        self.path = path
+        self.stop = stop
+        self.rows: list[dict] = list(rows)
+        self.steps_path = steps_path
+        done = {(r.get("member"), r["epoch"]) for r in self.rows}
+        self.step_rows = [r for r in step_rows if (r.get("member"), r["epoch"]) in done]
+        self.member: int | None = None  # set while training an ensemble's members
+
+    def on_train_begin(self, logs=None):
+        steps, epochs = self.params.get("steps") or 1, self.params.get("epochs") or 1
+        self._every = max(1, steps * epochs // self.STEP_ROWS)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+        self._epoch = epoch
+        self._epoch_steps: list[dict] = []
+        self._seen = (0, {})  # steps so far this epoch, and their metrics' running totals
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Keras's logs are this epoch's running means: their totals' difference since the
+        last row is the mean over just those steps."""
+        done, (before, totals) = batch + 1, self._seen
+        steps = self.params.get("steps") or done
+        if done - before < self._every and done < steps or not logs:
+            return
+        now = {k: float(logs[k]) * done for k in ("loss", "accuracy") if k in logs}
+        row = {"step": self._epoch * steps + done, "epoch": self._epoch + 1}
+        row.update({k: (v - totals.get(k, 0.0)) / (done - before) for k, v in now.items()})
+        self._epoch_steps.append(row if self.member is None else {"member": self.member, **row})
+        self._seen = (done, now)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stop.requested:
+            return
+        row = {} if self.member is None else {"member": self.member}
+        row["epoch"] = epoch + 1
+        row.update({k: float(v) for k, v in (logs or {}).items()})
+        row["seconds"] = time.perf_counter() - self._started
+        self.put(row, self._epoch_steps)
+        if self.steps_path is not None:
+            rundir.write_history(self.steps_path, self.step_rows)
+        rundir.write_history(self.path, self.rows)
+
+    def put(self, row: dict, steps: list[dict] = ()) -> None:
+        """Add an epoch's row (and its steps), replacing those of the same (member, epoch)."""
+        row = dict(row) if self.member is None else {**row, "member": self.member}
+        key = (row.get("member"), row["epoch"])
+        self.rows = [r for r in self.rows if (r.get("member"), r["epoch"]) != key] + [row]
+        self.rows.sort(key=lambda r: (r.get("member", 0), r["epoch"]))
+        kept = [r for r in self.step_rows if (r.get("member"), r["epoch"]) != key]
+        self.step_rows = sorted(
+            kept + [dict(r) for r in steps], key=lambda r: (r.get("member", 0), r["step"])
+        )
+
+    def member_rows(self, member: int | None) -> list[dict]:
+        return [r for r in self.rows if r.get("member") == member]
+
+
+def history_of(run_dir: Path, name: str = rundir.HISTORY) -> list[dict]:
+    """The rows of history.csv (or steps.csv: `name`), if it was written."""
+    return rundir.read_history(run_dir / name, missing_ok=True)

@@ -1,0 +1,129 @@
+"""What every command shares: the program's name, exit codes, errors, printing, and the
+options that several commands take (written once here)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from mnist_cnn.data import datasets
+from mnist_cnn.rundir import RunError
+
+PROG = "mnist-cnn"
+
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell tool cut off by `| head` returns
+
+
+class UsageError(Exception):
+    """Arguments that parse but do not make sense together."""
+
+
+class Interrupted(Exception):
+    """Stopped by Ctrl-C after saving what can be resumed; the message is already printed."""
+
+
+class PartialFailure(Exception):
+    """Some inputs could not be read; each already has its own error line."""
+
+
+# Errors that mean "your input is wrong" (exit 2) rather than "we failed" (exit 1), by the
+# module that defines them; a module not yet imported cannot have raised its error.
+INPUT_ERRORS = {
+    "mnist_cnn.models.catalogue": "UnknownModelError",
+    "mnist_cnn.training.config": "TrainingError",
+    "mnist_cnn.data.imaging": "ImageError",
+    "mnist_cnn.models.layer_list": "LayerListError",
+    "mnist_cnn.models.loading": "ArchitectureError",
+    "mnist_cnn.scale.cluster": "ClusterError",
+    "mnist_cnn.scale.sweep": "SweepError",
+}
+
+
+def input_errors() -> tuple[type[Exception], ...]:
+    loaded = [getattr(sys.modules[m], name) for m, name in INPUT_ERRORS.items() if m in sys.modules]
+    return (UsageError, datasets.DatasetError, RunError, *loaded)
+
+
+def print_json(obj) -> None:
+    print(json.dumps(obj), flush=True)
+
+
+def print_skipped(skipped: list[tuple[str, str]]) -> None:
+    """Every file a folder dataset could not use, named on stderr, and their count."""
+    for file, why in skipped:
+        print(f"{PROG}: skipped {file}: {why}", file=sys.stderr)
+    if skipped:
+        print(f"skipped: {len(skipped)} file(s) that could not be read (named on stderr)")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the command and how to get help."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def dataset_type(text: str) -> str:
+    try:
+        return datasets.dataset_name(text)
+    except datasets.DatasetError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_data_options(parser, default_dataset: str | None = "mnist", folders: bool = True) -> None:
+    names = ", ".join(datasets.DATASETS) + (", or folder:PATH (your own images)" if folders else "")
+    parser.add_argument(
+        "--dataset",
+        default=default_dataset,
+        type=dataset_type if folders else str,
+        choices=None if folders else list(datasets.DATASETS),
+        metavar="NAME" if folders else None,
+        help=f"{names} (default: {default_dataset or 'the one the run used'})",
+    )
+    add_data_dir_option(
+        parser, f"data folder (default: ${datasets.DATA_ENV} or ~/.cache/mnist-cnn)"
+    )
+
+
+def add_address_option(parser, what: str) -> None:
+    parser.add_argument(
+        "--address",
+        metavar="ADDR",
+        help=f"{what}: Ray's address (auto, HOST:PORT or ray://HOST:10001; default "
+        "$RAY_ADDRESS); needs mnist-cnn[cluster]",
+    )
+
+
+def add_command(sub, name: str, help_text: str, example: str, func):
+    parser = sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.set_defaults(func=func)
+    return parser
+
+
+def dataset_for(args) -> str:
+    """The dataset a model was trained on (from its run), unless --dataset says otherwise."""
+    from mnist_cnn import rundir
+
+    return args.dataset or rundir.dataset_of(args.model)
+
+
+def add_data_dir_option(parser, help_text: str = "data folder (default: as for train)") -> None:
+    parser.add_argument("--data-dir", metavar="DIR", help=help_text)
+
+
+def check_min_confidence(value: float) -> None:
+    """predict's and serve's --min-confidence: a probability."""
+    if not 0.0 <= value <= 1.0:
+        raise UsageError(f"--min-confidence must be between 0 and 1, got {value}")

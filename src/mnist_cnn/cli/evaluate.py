@@ -1,0 +1,72 @@
+"""`mnist-cnn evaluate`: a model's scores on a dataset's test (or train) part."""
+
+from __future__ import annotations
+
+from mnist_cnn.backend import import_keras
+from mnist_cnn.cli.common import (
+    PROG,
+    UsageError,
+    add_command,
+    add_data_options,
+    dataset_for,
+    print_json,
+    print_skipped,
+)
+
+
+def run(args) -> None:
+    import_keras()
+    from mnist_cnn import evaluation
+    from mnist_cnn.data.sources import load_parts, split_of
+    from mnist_cnn.inference.classifier import Classifier
+
+    classifier = Classifier(args.model)
+    dataset = dataset_for(args)
+    parts, folder = load_parts(dataset, args.data_dir)
+    part = split_of(parts, args.split)
+    if not len(part.labels):
+        raise UsageError(f"{dataset} has no {args.split} images; try --split all")
+    probabilities = classifier.probabilities(part.images)
+    metrics = evaluation.evaluate(probabilities, part.labels)
+    wrong = evaluation.wrong_files(probabilities, part.labels, part.files)
+    if args.json:
+        extra = {} if folder is None else {"wrong": wrong, **folder.describe()}
+        print_json(
+            {"model": str(classifier.path), "dataset": dataset, "split": args.split}
+            | metrics
+            | extra
+        )
+        return
+    where = "" if folder is None else f" ({len(part.labels)} images; {folder.split})"
+    print(f"{classifier.path} on the {dataset} {args.split} set{where}")
+    if folder is not None:
+        print_skipped(folder.skipped)
+    print(evaluation.format_metrics(metrics))
+    if wrong:
+        print(f"\nread wrong ({len(wrong)}):")
+        for row in wrong:
+            article = "an" if row["label"] == 8 else "a"
+            print(
+                f"  {row['file']}: {article} {row['label']} read as {row['predicted']} "
+                f"(p={row['confidence']:.3f})"
+            )
+
+
+def add_parser(sub) -> None:
+    p = add_command(
+        sub,
+        "evaluate",
+        "test loss, accuracy, per-class scores and confusion matrix (and, for a folder of your "
+        "digits, the files read wrong)",
+        f"{PROG} evaluate runs/keras-example-20261121-101500\n"
+        f"  {PROG} evaluate my_model.h5 --dataset folder:my-digits --split all",
+        run,
+    )
+    p.add_argument("model", metavar="RUN_DIR|MODEL.keras|MODEL.h5")
+    p.add_argument(
+        "--split",
+        choices=["test", "train", "all"],
+        default="test",
+        help="which part of the dataset to score (default: test)",
+    )
+    add_data_options(p, default_dataset=None)
