@@ -5,7 +5,6 @@ from __future__ import annotations
 from mnist_cnn.backend import import_keras
 from mnist_cnn.cli.common import (
     PROG,
-    UsageError,
     add_command,
     add_data_options,
     dataset_for,
@@ -17,31 +16,18 @@ from mnist_cnn.cli.common import (
 def run(args) -> None:
     import_keras()
     from mnist_cnn import evaluation
-    from mnist_cnn.data.sources import load_parts, split_of
-    from mnist_cnn.inference.classifier import Classifier
+    from mnist_cnn.inference.scoring import score
 
-    classifier = Classifier(args.model)
-    dataset = dataset_for(args)
-    parts, folder = load_parts(dataset, args.data_dir)
-    part = split_of(parts, args.split)
-    if not len(part.labels):
-        raise UsageError(f"{dataset} has no {args.split} images; try --split all")
-    probabilities = classifier.probabilities(part.images)
-    metrics = evaluation.evaluate(probabilities, part.labels)
-    wrong = evaluation.wrong_files(probabilities, part.labels, part.files)
+    scores = score(args.model, dataset_for(args), args.split, args.data_dir)
+    result, folder, wrong = scores.summary, scores.folder, scores.wrong
     if args.json:
-        extra = {} if folder is None else {"wrong": wrong, **folder.describe()}
-        print_json(
-            {"model": str(classifier.path), "dataset": dataset, "split": args.split}
-            | metrics
-            | extra
-        )
+        print_json(result)
         return
-    where = "" if folder is None else f" ({len(part.labels)} images; {folder.split})"
-    print(f"{classifier.path} on the {dataset} {args.split} set{where}")
+    where = "" if folder is None else f" ({scores.digits} images; {folder.split})"
+    print(f"{result['model']} on the {result['dataset']} {args.split} set{where}")
     if folder is not None:
         print_skipped(folder.skipped)
-    print(evaluation.format_metrics(metrics))
+    print(evaluation.format_metrics(result))
     if wrong:
         print(f"\nread wrong ({len(wrong)}):")
         for row in wrong:

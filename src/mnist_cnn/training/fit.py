@@ -16,7 +16,7 @@ from mnist_cnn.data import NUM_CLASSES, datasets, sources
 from mnist_cnn.models import catalogue
 from mnist_cnn.models import settings as recipe_settings
 from mnist_cnn.models.augmentation import RandomAffine, RandomStrokes
-from mnist_cnn.training.callbacks import HistoryWriter
+from mnist_cnn.training.callbacks import BestWeights, EpochCheckpoint, HistoryWriter, StopOnRequest
 from mnist_cnn.training.config import (
     TrainConfig,
     TrainingError,
@@ -129,13 +129,13 @@ def fit_one(entry, settings, fit_data, validation_data, callbacks, verbose, stat
     history = next(c for c in callbacks if isinstance(c, HistoryWriter))
     done = history.member_rows(history.member)
     best = None
-    ours = [callbacks.StopOnRequest(stop)]
+    ours = [StopOnRequest(stop)]
     if settings["select_best"] and validation_data is not None:
-        best = callbacks.BestWeights(state / "best.weights.h5", stop, done)
+        best = BestWeights(state / "best.weights.h5", stop, done)
         ours.append(best)
     # The history is written before the checkpoint: killed in between, the epoch runs again
     # after the resume and its row is replaced, never doubled.
-    ordered = [history, *ours, callbacks.EpochCheckpoint(state, stop)]
+    ordered = [history, *ours, EpochCheckpoint(state, stop)]
     ordered += [c for c in callbacks if c is not history]
     started = time.perf_counter()
     model.fit(

@@ -24,8 +24,7 @@ from mnist_cnn.data import datasets
 from mnist_cnn.models import loading
 from mnist_cnn.models.ensemble import ensemble_of
 from mnist_cnn.stopwatch import Stopwatch
-from mnist_cnn.training import callbacks
-from mnist_cnn.training.callbacks import HistoryWriter, history_of
+from mnist_cnn.training.callbacks import CHECKPOINTS, HistoryWriter, StopRequest, history_of
 from mnist_cnn.training.config import (
     MemberRunner,
     RunResult,
@@ -168,7 +167,7 @@ def fit_member(run_dir: str | os.PathLike, index: int) -> None:
     entry = entry_of(config)
     ((x_train, y_train), _), _ = load_data(config)
     fit_data, validation_data, _ = fit_split(settings, x_train, y_train)
-    state = run_dir / callbacks.CHECKPOINTS
+    state = run_dir / CHECKPOINTS
     history_file = _member_file(state, index, ".history.csv")
     steps_file = _member_file(state, index, ".steps.csv")
     if history_file.exists():
@@ -177,7 +176,7 @@ def fit_member(run_dir: str | os.PathLike, index: int) -> None:
     else:  # begun by a local run that was stopped, or not begun
         done = [row for row in history_of(run_dir) if row.get("member") == index + 1]
         steps = [row for row in history_of(run_dir, rundir.STEPS) if row.get("member") == index + 1]
-    stop = callbacks.StopRequest()
+    stop = StopRequest()
     writer = HistoryWriter(history_file, stop, done, steps_file, steps)
     writer.member = index + 1
     keras.utils.set_random_seed(config.seed + index)
@@ -214,10 +213,10 @@ def _run(
     ((x_train, y_train), test_set), about_data = loaded
     with watch.phase("data"):
         fit_data, validation_data, validation = fit_split(settings, x_train, y_train)
-    stop = callbacks.StopRequest()
+    stop = StopRequest()
     steps = history_of(run_dir, rundir.STEPS)
     writer = HistoryWriter(run_dir / rundir.HISTORY, stop, history, run_dir / rundir.STEPS, steps)
-    state = run_dir / callbacks.CHECKPOINTS
+    state = run_dir / CHECKPOINTS
     # Time spent in epochs before a resume counts too.
     train_seconds = sum(row.get("seconds", 0.0) for row in history)
     fitting = time.perf_counter()
