@@ -1,6 +1,6 @@
 """How models hold up on digits as people write them: the robustness suite, side by side.
 
-Every model reads the same suite (`mnist_cnn.robustness`: MNIST test digits changed in
+Every model reads the same suite (`mnist_cnn.reporting.robustness`: MNIST test digits changed in
 named ways at three strengths, put on a page and read back through `imaging.to_mnist`, the
 path `predict` takes). Prints one Markdown table: a column per model, a row per change and
 strength, then the unchanged page, the mean over every change and the worst.
