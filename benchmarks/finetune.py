@@ -32,12 +32,8 @@ from mnist_cnn.backend import import_keras, versions  # noqa: E402
 
 import_keras()
 
-from mnist_cnn import (  # noqa: E402
-    evaluation,  # noqa: E402
-)
-from mnist_cnn.data import (  # noqa: E402
-    sources,  # noqa: E402
-)
+from mnist_cnn import evaluation  # noqa: E402
+from mnist_cnn.data import sources  # noqa: E402
 from mnist_cnn.models import loading  # noqa: E402
 from mnist_cnn.training import TrainConfig, train  # noqa: E402
 

@@ -30,10 +30,7 @@ from mnist_cnn.backend import import_keras, versions
 import_keras()
 
 from mnist_cnn import rundir  # noqa: E402
-from mnist_cnn.data import (  # noqa: E402
-    datasets,  # noqa: E402
-    sources,  # noqa: E402
-)
+from mnist_cnn.data import datasets, sources  # noqa: E402
 from mnist_cnn.inference.classifier import Classifier  # noqa: E402
 from mnist_cnn.inference.export import export_model  # noqa: E402
 from mnist_cnn.training import TrainConfig, train  # noqa: E402

@@ -26,9 +26,7 @@ from mnist_cnn.backend import import_keras, versions
 import_keras()
 
 from mnist_cnn import rundir  # noqa: E402
-from mnist_cnn.data import (  # noqa: E402
-    sources,  # noqa: E402
-)
+from mnist_cnn.data import sources  # noqa: E402
 from mnist_cnn.inference.classifier import Classifier  # noqa: E402
 from mnist_cnn.reporting import robustness  # noqa: E402
 from mnist_cnn.training import split_validation  # noqa: E402

@@ -63,7 +63,6 @@ def mnist():
     """Real MNIST, loaded once."""
     from mnist_cnn.data.sources import load_dataset
 
-
     return load_dataset("mnist")
 
 

@@ -13,10 +13,7 @@ from mnist_cnn.backend import import_keras
 
 import_keras()
 
-from mnist_cnn import (  # noqa: E402
-    evaluation,
-    rundir,  # noqa: E402
-)
+from mnist_cnn import evaluation, rundir  # noqa: E402
 from mnist_cnn.models import loading  # noqa: E402
 from mnist_cnn.models.ensemble import members_of  # noqa: E402
 

@@ -14,10 +14,7 @@ from mnist_cnn.backend import import_keras
 
 import_keras()
 
-from mnist_cnn.data import (  # noqa: E402
-    datasets,  # noqa: E402
-    sources,  # noqa: E402
-)
+from mnist_cnn.data import datasets, sources  # noqa: E402
 from mnist_cnn.inference import export  # noqa: E402
 from mnist_cnn.inference.classifier import Classifier  # noqa: E402
 from mnist_cnn.models import loading  # noqa: E402
