@@ -191,7 +191,7 @@ def test_it_runs_under_jax(digits, tmp_path):
     np.save(tmp_path / "digits.npy", digits[:64])
     script = (
         "import sys, numpy as np\n"
-        "from mnist_cnn.augmentation import RandomAffine, RandomStrokes\n"
+        "from mnist_cnn.models.augmentation import RandomAffine, RandomStrokes\n"
         "x = np.load(sys.argv[1])\n"
         "out = np.asarray(RandomAffine(seed=1, shear=0.3, aspect=0.4)(x, training=True))\n"
         "out = np.asarray(RandomStrokes(stroke=0.5, erase=0.5, seed=2)(out, training=True))\n"

@@ -11,11 +11,7 @@ from mnist_cnn.data import datasets
 from mnist_cnn.rundir import RunError
 
 PROG = "mnist-cnn"
-
-
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell tool cut off by `| head` returns
 
 

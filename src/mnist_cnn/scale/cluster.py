@@ -217,7 +217,6 @@ def check_nodes(
             probe.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
 def check_ready(address: str | None) -> None:
     """A missing extra or an address that does not answer: one line now, before Keras loads."""
     address = address_or_default(address)
@@ -246,6 +245,7 @@ def ensemble_runner(address_flag: str | None, resume: str | None, ensemble, data
     return members_on(address, dataset, data_dir, Path(out).resolve())
 
 
+@contextlib.contextmanager
 def members_on(address: str, dataset: str, data_dir: str | None, out: Path):
     """Connected, and every node checked for the run: yields the member runner."""
     with connected(address):
