@@ -100,11 +100,33 @@ QUICK = {"test_catalogue", "test_cli", "test_datasets", "test_imaging", "test_la
 TRAINED = {"trained_run", "fast_run", "server", "browser"}
 
 
+# Seconds each group took, run alone one after another (pytest --durations, 2026-12-01): the
+# heaviest go first, so that neither worker is left alone with a long module at the end.
+COST = {
+    "timing": 370,
+    "test_own_models": 175,
+    "test_notebook_models": 123,
+    "test_own_digits": 100,
+    "test_ensemble": 86,
+    "test_hostile": 61,
+    "test_api": 60,
+    "test_predict": 54,
+    "test_export": 50,
+    "test_cli": 46,
+    "test_report": 41,
+}
+
+
+def _group(item) -> str:
+    module = item.module.__name__.rpartition(".")[2]
+    return "timing" if module in TIMING_SENSITIVE else module
+
+
 def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: -COST.get(_group(item), 0))  # stable: a module keeps its order
     for item in items:
+        item.add_marker(pytest.mark.xdist_group(_group(item)))
         module = item.module.__name__.rpartition(".")[2]
-        group = "timing" if module in TIMING_SENSITIVE else module
-        item.add_marker(pytest.mark.xdist_group(group))
         if module in QUICK and not TRAINED & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.quick)
 
