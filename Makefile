@@ -30,15 +30,15 @@ check: $(BIN)/mnist-cnn
 	$(BIN)/mnist-cnn data download
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -m quick -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -m quick -n 2
 
-# Everything, two at a time: each module is an xdist group (its runs trained once), and the
-# tests that time themselves or hold servers and clusters share one group (conftest.py).
+# Everything, on both cores: each module goes whole to one xdist worker (its runs trained
+# once), and the tests that time themselves or hold servers and clusters go together (conftest.py).
 test: $(BIN)/mnist-cnn $(CHROMIUM)
 	$(BIN)/mnist-cnn data download
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadscope
 
 lint: $(BIN)/mnist-cnn
 	$(BIN)/ruff check src tests benchmarks

@@ -88,19 +88,11 @@ def http_server():
         server.server_close()
 
 
-# Tests that time themselves or hold ports and clusters run one after another, in one xdist
-# group, so that they never share the two cores with each other; every other module is a
-# group of its own (its module-scoped runs are trained once). See `make test`.
+# `make test` runs on both cores with pytest-xdist, a module at a time per worker (so its
+# module-scoped runs are trained once), except that the tests that time themselves or hold
+# ports and clusters form one unit together: they never share the two cores with each other.
 TIMING_SENSITIVE = {"test_resume", "test_server", "test_page", "test_cluster", "test_fuzz"}
-
-
-# `make check`'s tier: modules whose tests train nothing and start no server, less any test
-# that asks for a trained run.
-QUICK = {"test_catalogue", "test_cli", "test_datasets", "test_imaging", "test_layout"}
-TRAINED = {"trained_run", "fast_run", "server", "browser"}
-
-
-# Seconds each group took, run alone one after another (pytest --durations, 2026-12-01): the
+# Seconds each unit took, run alone one after another (pytest --durations, 2026-12-01): the
 # heaviest go first, so that neither worker is left alone with a long module at the end.
 COST = {
     "timing": 370,
@@ -115,20 +107,38 @@ COST = {
     "test_cli": 46,
     "test_report": 41,
 }
+# `make check`'s tier: modules whose tests train nothing and start no server, less any test
+# that asks for a trained run.
+QUICK = {"test_catalogue", "test_cli", "test_datasets", "test_imaging", "test_layout"}
+TRAINED = {"trained_run", "fast_run", "server", "browser"}
 
 
-def _group(item) -> str:
-    module = item.module.__name__.rpartition(".")[2]
+def _unit(nodeid: str) -> str:
+    module = Path(nodeid.split("::", 1)[0]).stem
     return "timing" if module in TIMING_SENSITIVE else module
 
 
 def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: -COST.get(_group(item), 0))  # stable: a module keeps its order
+    items.sort(key=lambda item: -COST.get(_unit(item.nodeid), 0))  # stable within a module
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item)))
-        module = item.module.__name__.rpartition(".")[2]
-        if module in QUICK and not TRAINED & set(getattr(item, "fixturenames", ())):
+        quick = _unit(item.nodeid) in QUICK
+        if quick and not TRAINED & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.quick)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadscope` (make test): xdist's scope scheduling, with our units as the
+    scopes, in the order collected. Any other mode is xdist's own (make check: load)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class UnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)
+
+    config.option.loadscopereorder = False  # keep the heaviest first, as sorted above
+    return UnitScheduling(config, log)
 
 
 def shared(tmp_path_factory, name: str, make):
