@@ -8,11 +8,11 @@ MNIST_CNN_DEBUG=1) keeps them.
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import os
-import platform
 import sys
+
+# importlib.metadata and platform are imported where used: the command's modules import this
+# one, and `--help` should not pay for them.
 
 DEFAULT_BACKEND = "tensorflow"
 
@@ -40,6 +40,8 @@ def import_keras(quiet: bool = True, intra_op_threads: int | None = None):
         import keras
 
         keras.ops.convert_to_tensor(0.0)  # loads the backend's kernels (more start-up noise)
+        import importlib.util
+
         if keras.backend.backend() != "tensorflow" and importlib.util.find_spec("tensorflow"):
             import tensorflow  # noqa: F401  Keras loads it later for tf.data; load it quietly now
     finally:
@@ -50,6 +52,8 @@ def import_keras(quiet: bool = True, intra_op_threads: int | None = None):
 
 
 def _version(package: str) -> str | None:
+    import importlib.metadata
+
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
@@ -61,6 +65,8 @@ def versions(runtime: str = "keras") -> dict:
 
     `runtime="onnxruntime"` describes an ONNX model's runtime instead, without importing Keras.
     """
+    import platform
+
     common = {
         "mnist_cnn": _version("mnist-cnn"),
         "python": platform.python_version(),

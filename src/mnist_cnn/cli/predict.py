@@ -20,8 +20,6 @@ from mnist_cnn.cli.common import (
 
 
 def run(args) -> None:
-    from mnist_cnn.scale import cluster
-
     if bool(args.index) == bool(args.inputs):
         raise UsageError(
             "give image files, folders, globs or - (stdin), or test-set digits with --index N"
@@ -31,9 +29,9 @@ def run(args) -> None:
     check_min_confidence(args.min_confidence)
     if not 1 <= args.top_k <= 10:
         raise UsageError(f"--top-k must be between 1 and 10, got {args.top_k}")
-    from mnist_cnn.scale.cluster import address_or_default
+    from mnist_cnn.scale import cluster
 
-    address = address_or_default(args.address)
+    address = cluster.address_or_default(args.address)
     local_only = args.index or args.multi or args.show or "-" in args.inputs
     if args.address and local_only:
         raise UsageError(

@@ -69,8 +69,6 @@ def given_train_flags(args) -> list[str]:
 
 
 def run(args) -> None:
-    from mnist_cnn.scale import cluster
-
     given = given_train_flags(args)
     if args.resume and (args.model or given):
         raise UsageError(
@@ -83,6 +81,8 @@ def run(args) -> None:
             "--init MODEL, or --resume RUN_DIR"
         )
     check_train_flags(args)
+    from mnist_cnn.scale import cluster  # after the checks: a bad flag is answered at once
+
     runner = cluster.ensemble_runner(
         args.address, args.resume, args.ensemble, args.dataset, args.data_dir, args.out
     )
