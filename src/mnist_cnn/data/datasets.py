@@ -1,7 +1,7 @@
 """Datasets in the IDX format: read, write, download into a verified cache, load.
 
 MNIST and its drop-in cousins (Fashion-MNIST, KMNIST) ship as four gzipped IDX files.
-`load_dataset(name)` returns them exactly as `keras.datasets.mnist.load_data()` does, but
+`load_idx(name)` returns them exactly as `keras.datasets.mnist.load_data()` does, but
 from a cache we control: every file is sha256-verified, downloads are atomic and fall
 through the mirrors in order, and a folder that already holds the files needs no network.
 """

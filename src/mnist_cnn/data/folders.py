@@ -40,10 +40,6 @@ class FolderDataset:
     split: str  # how train and test were chosen, in words
     skipped: list[tuple[str, str]]  # (file, why) for every file that could not be used
 
-    def arrays(self):
-        """`(x_train, y_train), (x_test, y_test)`, as `sources.load_dataset` returns them."""
-        return (self.train.images, self.train.labels), (self.test.images, self.test.labels)
-
     def describe(self) -> dict:
         """What a run records about its data: where, how split, how many, what was skipped."""
         return {
