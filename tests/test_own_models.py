@@ -338,7 +338,7 @@ HOSTILE = [
 ]
 BROKEN = {
     "Conv2D(32, (3,3), activation='relu'), Flatten(), Dense(7, activation='softmax')": "(10,)",
-    "Flatten(), Dense(10)": "activation='softmax'",
+    "Flatten(), Dense(10, activation='relu')": "activation='softmax'",  # logits get one
     "Conv2D(32, (3,3), activaton='relu'), Flatten(), Dense(10, activation='softmax')": "activaton",
     "Dense(100000), Flatten(), Dense(10, activation='softmax')": "item 1",
     "Flatten(), Dense(70000), Dense(10, activation='softmax')": "item 2",

@@ -27,7 +27,8 @@ from mnist_cnn.data import INPUT_SHAPE
 from mnist_cnn.data.datasets import sha256_of
 from mnist_cnn.errors import first_line
 from mnist_cnn.models import catalogue
-from mnist_cnn.models.layer_list import LayerCall, parse, python_file
+from mnist_cnn.models.keras_spellings import REFUSED_LAYERS, suggestion
+from mnist_cnn.models.layer_list import LayerCall, python_file, read_layers
 from mnist_cnn.models.loading import (
     ACCEPTED_INPUTS,
     ArchitectureError,
@@ -38,28 +39,6 @@ from mnist_cnn.models.loading import (
 )
 
 INPUT_NAMES = ("Input", "InputLayer")
-# keras.layers classes that a layer list may not name: they wrap code (Lambda, TFSMLayer,
-# the Torch/JAX/Flax wrappers), wrap other layers (a nested call), or read files.
-REFUSED_LAYERS = frozenset(
-    {
-        "Lambda",
-        "TFSMLayer",
-        "TorchModuleWrapper",
-        "JaxLayer",
-        "FlaxLayer",
-        "Layer",
-        "Wrapper",
-        "Bidirectional",
-        "TimeDistributed",
-        "RNN",
-        "StackedRNNCells",
-        "Pipeline",
-        "TextVectorization",
-        "StringLookup",
-        "IntegerLookup",
-        "Hashing",
-    }
-)
 MAX_PARAMETERS = 50_000_000  # ~200 MB of float32 weights; the tutorials' nets have < 1M
 MAX_ACTIVATIONS = 2_000_000  # values one layer may output per digit (best's largest: 25,088)
 CUSTOM_NAME = "custom"
@@ -77,14 +56,21 @@ FINETUNE_RECIPE = replace(CUSTOM_RECIPE, epochs=10, batch_size=32, learning_rate
 
 
 def layer_list_entry(text: str, name: str = CUSTOM_NAME) -> catalogue.Entry:
-    """A pasted layer list as a catalogue entry; checked now by building it once, weightless."""
-    calls = parse(text)
+    """A pasted layer list as a catalogue entry; checked now by building it once, weightless.
+
+    A list that ends in logits (Dense(10)) gets a Softmax, as a saved model does (`adapted`):
+    mnist-cnn trains and serves probabilities. Its origin records that, for config.json.
+    """
+    calls, ignored = read_layers(text)
     input_shape, layer_calls = _input_of(calls)
     summary = ", ".join(call.text for call in layer_calls)
+    softmax_added = _check_layer_by_layer(input_shape, layer_calls)
 
     def build(*front):
         keras = import_keras()
         layers = [_make_layer(keras, call) for call in layer_calls]
+        if softmax_added:
+            layers.append(keras.layers.Softmax(name="probabilities", dtype="float32"))
         if input_shape == INPUT_SHAPE:  # one flat stack, as the catalogue's networks are
             stack = keras.Sequential([keras.Input(shape=INPUT_SHAPE), *front, *layers], name=name)
             return adapted(stack, "--arch", add_softmax=False)
@@ -97,22 +83,31 @@ def layer_list_entry(text: str, name: str = CUSTOM_NAME) -> catalogue.Entry:
         build,
         CUSTOM_RECIPE,
         "your layer list (--arch)",
-        {"kind": "layers", "layers": text},
+        {"kind": "layers", "layers": text, **_notes(softmax_added, ignored)},
     )
-    _check_layer_by_layer(input_shape, layer_calls)
     _check_buildable(entry, "--arch")
     return entry
 
 
-def _check_layer_by_layer(input_shape: tuple, calls: list[LayerCall]) -> None:
+def _notes(softmax_added: bool, ignored: list[str]) -> dict:
+    """What the run should say about how it read the list (config.json, entry.origin)."""
+    notes = [f"not read: {', '.join(ignored)}; train's flags set the recipe"] if ignored else []
+    if softmax_added:
+        notes.append("the last layer gives logits: a Softmax was added after it")
+    recorded = {"softmax_added": True} if softmax_added else {}
+    return {**recorded, "notes": notes} if notes else recorded
+
+
+def _check_layer_by_layer(input_shape: tuple, calls: list[LayerCall]) -> bool:
     """Call each layer on the output of the one before, without allocating weights, so that
-    the first layer that does not fit, or is too large for 28x28 digits, is named."""
+    the first layer that does not fit, or is too large for 28x28 digits, is named. True if
+    the last layer gives logits (an activation of None: 'linear')."""
     keras = import_keras()
     parameters = 0
     with keras.StatelessScope():
         x = keras.Input(shape=input_shape)
         for call in calls:
-            where = f"--arch item {call.position} `{call.text}`"
+            where = call.where
             layer = _make_layer(keras, call)
             try:
                 x = layer(x)
@@ -134,6 +129,7 @@ def _check_layer_by_layer(input_shape: tuple, calls: list[LayerCall]) -> None:
                     f"{where} brings the network to {parameters:,} parameters, more than "
                     f"{MAX_PARAMETERS:,}; use fewer or smaller layers"
                 )
+    return layer.get_config().get("activation") == "linear"
 
 
 def _input_of(calls: list[LayerCall]) -> tuple[tuple, list[LayerCall]]:
@@ -142,18 +138,19 @@ def _input_of(calls: list[LayerCall]) -> tuple[tuple, list[LayerCall]]:
     if rest and rest[0].name in INPUT_NAMES:
         first = rest.pop(0)
         given = first.kwargs.get("shape", first.args[0] if first.args else None)
+        given = first.kwargs.get("input_shape", given)  # Keras 2's InputLayer(input_shape=)
         shape = _accepted_shape(first, given)
     if not rest:
         raise ArchitectureError("--arch has no layers besides the input")
     layers = []
     for call in rest:
         if call.name in INPUT_NAMES:
-            raise ArchitectureError(
-                f"--arch item {call.position} `{call.text}`: an input can only come first"
-            )
-        for key in ("input_shape", "input_dim"):
+            raise ArchitectureError(f"{call.where}: an input can only come first")
+        for key in ("input_shape", "input_dim", "batch_input_shape"):
             if key in call.kwargs:
                 given = call.kwargs[key]
+                if key == "batch_input_shape" and isinstance(given, (tuple, list)):
+                    given = given[1:]
                 shape = _accepted_shape(call, (given,) if key == "input_dim" else given)
                 call = replace(call, kwargs={k: v for k, v in call.kwargs.items() if k != key})
         layers.append(call)
@@ -165,7 +162,7 @@ def _accepted_shape(call: LayerCall, given) -> tuple:
     if shape not in ACCEPTED_INPUTS:
         accepted = ", ".join(str(s) for s in ACCEPTED_INPUTS)
         raise ArchitectureError(
-            f"--arch item {call.position} `{call.text}`: input shape {shape!r} does not fit "
+            f"{call.where}: input shape {shape!r} does not fit "
             f"28x28 grey digits; use one of {accepted}, or leave the input out"
         )
     return shape
@@ -173,18 +170,15 @@ def _accepted_shape(call: LayerCall, given) -> tuple:
 
 def _make_layer(keras, call: LayerCall):
     """The layer a call names, made by its keras.layers class (Keras checks the arguments)."""
-    where = f"--arch item {call.position} `{call.text}`"
+    where = call.where
     cls = getattr(keras.layers, call.name, None)
-    if (
-        not inspect.isclass(cls)
-        or not issubclass(cls, keras.layers.Layer)
-        or call.name in REFUSED_LAYERS
-    ):
-        hint = " (it would run code or wrap other layers)" if call.name in REFUSED_LAYERS else ""
-        raise ArchitectureError(
-            f"{where}: {call.name} is not a layer a list may use{hint}; "
-            f"name a keras.layers class such as Conv2D, MaxPooling2D, Flatten, Dense or Dropout"
-        )
+    if call.name in REFUSED_LAYERS:  # parse refuses them first; this is the second lock
+        raise ArchitectureError(f"{where}: {call.name} would run code or wrap other layers")
+    if not inspect.isclass(cls) or not issubclass(cls, keras.layers.Layer):
+        names = [n for n in dir(keras.layers) if n[0].isupper() and n not in REFUSED_LAYERS]
+        meant = suggestion(call.name, names)
+        hint = f"did you mean {meant}?" if meant else "name a keras.layers class such as Conv2D"
+        raise ArchitectureError(f"{where}: {call.name} is not a Keras layer; {hint}")
     try:
         return cls(*call.args, **call.kwargs)
     except Exception as exc:  # Keras raises TypeError, ValueError and others for bad arguments
