@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from mnist_cnn.backend import import_keras
 from mnist_cnn.cli.common import (
     PROG,
     add_command,
     add_data_options,
     dataset_for,
+    load_keras,
     print_json,
     print_skipped,
 )
 
 
 def run(args) -> None:
-    import_keras()
+    load_keras(args.model)
     from mnist_cnn import evaluation
     from mnist_cnn.inference.scoring import score
 
@@ -27,7 +27,7 @@ def run(args) -> None:
     print(f"{result['model']} on the {result['dataset']} {args.split} set{where}")
     if folder is not None:
         print_skipped(folder.skipped)
-    print(evaluation.format_metrics(result))
+    print(evaluation.format_metrics(result, scores.temperature))
     if wrong:
         print(f"\nread wrong ({len(wrong)}):")
         for row in wrong:

@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from mnist_cnn.backend import import_keras
 from mnist_cnn.cli.common import (
     PROG,
     Interrupted,
@@ -14,6 +13,7 @@ from mnist_cnn.cli.common import (
     UsageError,
     add_address_option,
     add_command,
+    load_keras,
     print_json,
 )
 from mnist_cnn.cli.train import (
@@ -31,6 +31,7 @@ EACH_WHOLE = {"arch", "augmentation"}  # values hold commas: one per --set
 
 def _sweep_values(sets: list[str], samples: int | None) -> dict:
     """--set FLAG=V1,V2 (or LOW:HIGH) flags, each value read as `train` reads the flag."""
+    from mnist_cnn.models import settings
     from mnist_cnn.scale.sweep import Range
 
     parser = Parser(prog=f"{PROG} sweep", add_help=False)
@@ -42,6 +43,7 @@ def _sweep_values(sets: list[str], samples: int | None) -> dict:
         for option in action.option_strings
         if action.dest not in UNSWEPT and not option.startswith("--no-")
     )
+    by_key = {action.dest: action for action in actions.values()}  # config.json's keys too
 
     def read(action, text: str):
         if isinstance(action, argparse.BooleanOptionalAction):
@@ -54,7 +56,7 @@ def _sweep_values(sets: list[str], samples: int | None) -> dict:
     values: dict = {}
     for item in sets:
         key, equals, text = item.partition("=")
-        action = actions.get(key.strip().removeprefix("--"))
+        action = actions.get(key.strip().removeprefix("--")) or by_key.get(settings.key_of(key))
         if not equals or action is None or not text.strip():
             known = ", ".join(sorted(actions))
             raise UsageError(f"--set {item!r}: give FLAG=V1,V2,... with FLAG one of: {known}")
@@ -93,7 +95,7 @@ def run(args) -> None:
                 raise UsageError(
                     f"--resume takes up a sweep with its own plan; give no {', '.join(given)}"
                 )
-            import_keras()
+            load_keras()
             record = sweep.resume_sweep(args.resume, args.address, say)
         else:
             plan, out, name = _sweep_plan(args)
@@ -105,14 +107,16 @@ def run(args) -> None:
         keys = ("sweep_dir", "status", "trials", "selected", "selected_by")
         print_json({key: record[key] for key in keys})
         return
+    from mnist_cnn.models.settings import flag_name
+
     fields = list(record["plan"]["values"])
     print(
         f"{'rank':>4}  {'trial':<12} "
-        + " ".join(f"{f.replace('_', '-'):>14}" for f in fields)
+        + " ".join(f"{flag_name(f):>14}" for f in fields)
         + f" {'validation':>10}  status"
     )
     for rank, trial in enumerate(record["trials"], 1):
-        shown = " ".join(f"{_short(trial['settings'].get(f)):>14}" for f in fields)
+        shown = " ".join(f"{_short(f, trial['settings'].get(f)):>14}" for f in fields)
         accuracy = trial["val_accuracy"]
         print(
             f"{rank:>4}  {trial['trial_id']:<12} {shown} "
@@ -127,10 +131,12 @@ def run(args) -> None:
     print(f"sweep page: {Path(record['sweep_dir']) / sweep_page.PAGE}")
 
 
-def _short(value) -> str:
+def _short(key: str, value) -> str:
+    from mnist_cnn.models.settings import shown_value
+
     if value is None:
         return ""
-    text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    text = f"{value:.4g}" if isinstance(value, float) else shown_value(key, value)
     return text if len(text) <= 14 else text[:13] + "…"
 
 
@@ -152,7 +158,7 @@ def _sweep_plan(args):
     check_train_flags(args)
     for text in values.get("arch", []):
         check_train_flags(argparse.Namespace(**{**vars(args), "arch": text}))
-    import_keras()
+    load_keras()
     plan = Plan(
         sweep.absolute_paths(base), values, args.samples, args.scheduler, args.cpus_per_trial
     )

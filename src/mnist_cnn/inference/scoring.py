@@ -19,6 +19,7 @@ class Scores:
     digits: int  # how many were scored
     folder: FolderDataset | None  # a folder dataset: how it was split, what was skipped
     wrong: list[dict]  # a folder dataset's files read wrong
+    temperature: float = 1.0  # the calibration the probabilities were scored after
 
 
 def score(
@@ -45,4 +46,4 @@ def score(
     wrong = evaluation.wrong_files(probabilities, part.labels, part.files)
     extra = {} if folder is None else {"wrong": wrong, **folder.describe()}
     summary = {"model": str(classifier.path), "dataset": dataset, "split": split} | metrics | extra
-    return Scores(summary, len(part.labels), folder, wrong)
+    return Scores(summary, len(part.labels), folder, wrong, classifier.temperature)

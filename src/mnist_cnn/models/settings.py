@@ -71,9 +71,49 @@ class SettingsError(ValueError):
     """A setting that cannot be trained with; the message names its flag."""
 
 
+# --- one name per setting ------------------------------------------------------------------
+# config.json keeps its keys (learning_rate, select_best, augmentation: old runs still load);
+# what people read and type is the flag's name and value (learning-rate 0.001, select-best no,
+# augment off), written here once for the report, compare, sweep and `sweep --set`.
+
+RUN_SETTINGS = ("seed", "dataset", "limit", "ensemble", "mix_mnist")  # config.json, beyond a recipe
+FLAG_NAMES = {"augmentation": "augment"}  # config key -> flag name, where not key with dashes
+WHEN_UNSET = {"limit": "all", "augmentation": AUGMENT_OFF}  # what an unset (None) value means
+
+
+def flag_name(key: str) -> str:
+    """A config.json settings key as the flag that sets it, without dashes: learning-rate."""
+    return FLAG_NAMES.get(key, key.replace("_", "-"))
+
+
 def flag(field: str) -> str:
-    """The command-line flag of a recipe field."""
-    return "--augment" if field == "augmentation" else "--" + field.replace("_", "-")
+    """The command-line flag of a recipe field: --learning-rate."""
+    return "--" + flag_name(field)
+
+
+def key_of(name: str) -> str:
+    """The config key a setting's name means, given as the flag (learning-rate, --augment)
+    or as the config key (learning_rate, augmentation): both are the same setting."""
+    name = name.strip().removeprefix("--")
+    by_flag = {flag: key for key, flag in FLAG_NAMES.items()}
+    return by_flag.get(name, name.replace("-", "_"))
+
+
+def shown_value(key: str, value) -> str:
+    """A setting's value as its flag takes it: 0.001, select-best no, augment off or
+    rotation=10,zoom=0.1."""
+    if value is None:
+        return WHEN_UNSET.get(key, "—")
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if key == "augmentation" and isinstance(value, dict):
+        return ",".join(f"{k}={v:g}" for k, v in value.items() if v) or AUGMENT_OFF
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def shown_settings(settings: dict) -> list[tuple[str, str]]:
+    """config.json's settings as (flag name, flag value) pairs, in the order recorded."""
+    return [(flag_name(key), shown_value(key, value)) for key, value in settings.items()]
 
 
 def parse_augmentation(text: str) -> dict | None:
@@ -185,13 +225,8 @@ def as_flags(settings: dict) -> str:
         value = settings[field]
         if field == "select_best":
             words.append("--select-best" if value else "--no-select-best")
-        elif field == "augmentation":
-            strengths = ",".join(f"{k}={v:g}" for k, v in (value or {}).items() if v)
-            words.append(f"--augment {strengths or AUGMENT_OFF}")
         else:
-            words.append(
-                f"{flag(field)} {value:g}" if isinstance(value, float) else f"{flag(field)} {value}"
-            )
+            words.append(f"{flag(field)} {shown_value(field, value)}")
     return " ".join(words)
 
 

@@ -16,7 +16,8 @@ from mnist_cnn import evaluation, rundir
 from mnist_cnn.atomic import atomic_write_text
 from mnist_cnn.data import sources
 from mnist_cnn.inference.classifier import Classifier
-from mnist_cnn.reporting import pictures, plots
+from mnist_cnn.models.settings import flag_name, shown_value
+from mnist_cnn.reporting import curves, pictures, plots
 from mnist_cnn.reporting.report import STYLE, embedded_png
 
 SHOWN_DISAGREEMENTS = 24
@@ -55,7 +56,7 @@ def compare_runs(
         raise rundir.RunError(f"the runs use different datasets ({', '.join(sorted(used))})")
     _, (x_test, y_test) = sources.load_dataset(used.pop(), data_dir)
 
-    rows, answers, histories = [], [], {}
+    rows, answers, drawn, settings = [], [], [], {}
     for path in paths:
         classifier = Classifier(path)
         probabilities = classifier.probabilities(x_test)
@@ -63,7 +64,8 @@ def compare_runs(
         if path.is_dir():
             config = rundir.read_json(path / rundir.CONFIG)
             metrics = rundir.read_json(path / rundir.METRICS)
-            histories[path.name] = rundir.read_history(path / rundir.HISTORY)
+            drawn.append(curves.curve_of_run(path.name, path))
+            settings[path.name] = config.get("settings", {})
         else:
             config = {"model": path.stem}
             metrics = evaluation.evaluate(probabilities, y_test)
@@ -74,6 +76,7 @@ def compare_runs(
                 "model": config.get("model"),
                 "test_accuracy": metrics["test_accuracy"],
                 "test_loss": metrics["test_loss"],
+                "temperature": metrics.get("calibration", {}).get("temperature", 1.0),
                 "parameters": metrics.get("parameters"),
                 "train_seconds": metrics.get("train_seconds"),
                 "epochs": metrics.get("epochs"),
@@ -91,27 +94,30 @@ def compare_runs(
         for i in differ[:SHOWN_DISAGREEMENTS]
     ]
     comparison = Comparison(rows, int(len(differ)), Path(out), examples)
-    atomic_write_text(out, _page(comparison, histories, x_test))
+    drawn = [curve for curve in drawn if curve is not None]
+    atomic_write_text(out, _page(comparison, drawn, settings, x_test))
     return comparison
 
 
 def format_table(comparison: Comparison) -> str:
     lines = [
-        f"{'run':<36} {'model':<22} {'test acc':>8} {'loss':>7} {'params':>9} {'fit s':>7}",
+        f"{'run':<36} {'model':<22} {'test acc':>8} {'test loss':>9} {'params':>9} {'fit s':>7}",
     ]
     for row in comparison.rows:
         seconds = "—" if row["train_seconds"] is None else f"{row['train_seconds']:.1f}"
         lines.append(
             f"{row['run']:<36} {row['model'] or '?':<22} {row['test_accuracy']:>8.2%} "
-            f"{row['test_loss']:>7.4f} {row['parameters'] or 0:>9,} {seconds:>7}"
+            f"{row['test_loss']:>9.4f} {row['parameters'] or 0:>9,} {seconds:>7}"
         )
+    lines.append(f"{evaluation.TEST_LOSS}, not Keras's val_loss (which is as trained)")
     lines.append(f"test digits on which they disagree: {comparison.disagreements}")
     return "\n".join(lines)
 
 
-def _page(comparison: Comparison, histories: dict, x_test: np.ndarray) -> str:
+def _page(comparison: Comparison, drawn: list, settings: dict, x_test: np.ndarray) -> str:
     e = html.escape
-    head = ["run", "model", "seed", "epochs", "test accuracy", "test loss", "parameters", "fit s"]
+    head = ["run", "model", "seed", "epochs", "test accuracy", evaluation.TEST_LOSS]
+    head += ["temperature", "parameters", "fit s"]
     body = "".join(
         "<tr>"
         + "".join(
@@ -123,6 +129,7 @@ def _page(comparison: Comparison, histories: dict, x_test: np.ndarray) -> str:
                 row["epochs"],
                 f"{row['test_accuracy']:.2%}",
                 f"{row['test_loss']:.4f}",
+                f"{row['temperature']:.3g}",
                 f"{row['parameters'] or 0:,}",
                 "—" if row["train_seconds"] is None else f"{row['train_seconds']:.1f}",
             )
@@ -131,7 +138,9 @@ def _page(comparison: Comparison, histories: dict, x_test: np.ndarray) -> str:
         for row in comparison.rows
     )
     table = "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + f"</tr>{body}</table>"
-    curves = embedded_png(plots.overlaid_curves(histories), "curves of every run, overlaid")
+    chart = curves.note(drawn) + embedded_png(
+        plots.overlaid_curves(drawn), "every run's training and validation curves, overlaid"
+    )
     if comparison.examples:
         short = {row["run"]: f"R{i + 1}" for i, row in enumerate(comparison.rows)}
         titles = [
@@ -156,7 +165,33 @@ def _page(comparison: Comparison, histories: dict, x_test: np.ndarray) -> str:
 <title>mnist-cnn: comparing {len(comparison.rows)} runs</title><style>{STYLE}</style></head>
 <body><h1>Comparing {len(comparison.rows)} runs</h1>
 <section id="runs"><h2>Runs</h2>{table}</section>
-<section id="curves"><h2>Curves</h2>{curves}</section>
+<section id="settings"><h2>Settings</h2>{_settings_table(settings)}</section>
+<section id="curves"><h2>Curves</h2>{chart}</section>
 <section id="disagreements"><h2>Where they disagree</h2>{gallery}</section>
 </body></html>
 """
+
+
+def _settings_table(settings: dict[str, dict]) -> str:
+    """The settings, by flag name and value, that differ between the runs; the rest in a line."""
+    e = html.escape
+    keys = list(dict.fromkeys(key for run in settings.values() for key in run))
+    shown = {
+        key: [shown_value(key, run.get(key)) if key in run else "?" for run in settings.values()]
+        for key in keys
+    }
+    differ = {key: values for key, values in shown.items() if len(set(values)) > 1}
+    same = ", ".join(
+        f"{flag_name(key)} {values[0]}" for key, values in shown.items() if key not in differ
+    )
+    head = "".join(f"<th>{e(name)}</th>" for name in settings)
+    rows = "".join(
+        f"<tr><td>{e(flag_name(key))}</td>" + "".join(f"<td>{e(v)}</td>" for v in values) + "</tr>"
+        for key, values in differ.items()
+    )
+    table = (
+        f"<table id='settings-table'><tr><th>setting</th>{head}</tr>{rows}</table>"
+        if differ
+        else ""
+    )
+    return table + (f"<p class='muted'>The same for every run: {e(same)}.</p>" if same else "")

@@ -12,6 +12,8 @@ import io
 import os
 
 from mnist_cnn.atomic import atomic_write_bytes
+from mnist_cnn.models.settings import flag_name, shown_value
+from mnist_cnn.reporting.curves import AXIS, loss_name
 from mnist_cnn.reporting.pictures import WRONG
 
 STYLE = {
@@ -50,8 +52,9 @@ def _save(fig, path: str | os.PathLike | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def training_curves(history: list[dict], path=None, steps: list[dict] = ()) -> bytes:
-    """Accuracy and loss, training against validation (one pair per ensemble member).
+def training_curves(history: list[dict], path=None, steps: list[dict] = (), loss="loss") -> bytes:
+    """Accuracy and loss, training against validation (one pair per ensemble member); `loss`
+    titles the loss panel with what that loss is (evaluation.trained_loss_name).
 
     With `steps` (steps.csv): training every few steps and validation at each epoch's last
     step, so one epoch is a curve, not a dot; without (older runs), one point per epoch."""
@@ -90,7 +93,7 @@ def training_curves(history: list[dict], path=None, steps: list[dict] = ()) -> b
             else:
                 ax.set_xlabel("epoch")
                 _integer_epochs(ax.xaxis)
-            ax.set_title(metric)
+            ax.set_title(loss if metric == "loss" else metric)
             ax.grid(alpha=0.3)
             ax.legend()
         fig.tight_layout()
@@ -140,22 +143,27 @@ def reliability_diagram(bins: list[dict], ece: float, path=None) -> bytes:
         return _save(fig, path)
 
 
-def overlaid_curves(histories: dict[str, list[dict]], path=None) -> bytes:
-    """Validation accuracy and loss per epoch, one line per run (training dashed)."""
+def overlaid_curves(curves: list, path=None) -> bytes:
+    """Accuracy and loss of several runs (curves.Curve) against epochs counted in steps:
+    training as a thin line, validation at each epoch's end as dots, one colour per run."""
     plt = _pyplot()
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-        for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
-            for index, (name, history) in enumerate(histories.items()):
+        for ax, column, title in zip(axes, (1, 2), ("accuracy", loss_name(curves)), strict=True):
+            for index, curve in enumerate(curves):
                 color = f"C{index % 10}"
-                epochs = [row["epoch"] for row in history]
-                ax.plot(epochs, [row[metric] for row in history], "--", color=color, alpha=0.6)
-                if history and f"val_{metric}" in history[0]:
-                    values = [row[f"val_{metric}"] for row in history]
-                    ax.plot(epochs, values, "o-", color=color, label=name)
-            ax.set_xlabel("epoch")
-            _integer_epochs(ax.xaxis)
-            ax.set_title(f"{metric} (validation solid, training dashed)")
+                x = [point[0] for point in curve.training]
+                style = "-" if curve.per_step else "--"
+                named = None if curve.validation else curve.name
+                values = [point[column] for point in curve.training]
+                ax.plot(x, values, style, color=color, alpha=0.5, label=named)
+                x = [point[0] for point in curve.validation]
+                values = [point[column] for point in curve.validation]
+                if curve.validation:
+                    ax.plot(x, values, "o-", color=color, mec="black", label=curve.name)
+            ax.set_xlabel(AXIS)
+            ax.set_xlim(left=0)
+            ax.set_title(f"{title}: training (line), validation (dots)", wrap=True)
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=8)
         fig.tight_layout()
@@ -181,10 +189,11 @@ def accuracy_by_setting(points: dict[str, list[tuple]], log_scale=(), path=None)
                     ax.set_xticks(swept, [f"{v:g}" for v in swept])
                     ax.minorticks_off()
             else:
-                labels = sorted({str(v) for v in values})
-                ax.plot([labels.index(str(v)) for v in values], accuracies, "o", alpha=0.8)
+                shown = [shown_value(setting, v) for v in values]  # as the flag takes them
+                labels = sorted(set(shown))
+                ax.plot([labels.index(v) for v in shown], accuracies, "o", alpha=0.8)
                 ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=8)
-            ax.set_xlabel(setting.replace("_", "-"))
+            ax.set_xlabel(flag_name(setting))
             ax.set_ylabel("validation accuracy (%)")
             ax.grid(alpha=0.3)
         fig.tight_layout()

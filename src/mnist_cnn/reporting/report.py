@@ -21,6 +21,7 @@ from mnist_cnn.backend import import_keras, versions
 from mnist_cnn.data import datasets, sources
 from mnist_cnn.inference.classifier import Classifier
 from mnist_cnn.models.ensemble import members_of
+from mnist_cnn.models.settings import shown_settings
 from mnist_cnn.reporting import pictures, plots, robustness
 
 REPORT = "report.html"
@@ -110,9 +111,13 @@ def _figures(config, metrics, history, model, test_set, probabilities, steps=())
     """Every picture of the report, with what it needs to say beside it."""
     x_test, y_test = test_set
     predicted = probabilities.argmax(axis=1)
+    trained = config.get("settings", {}).get("label_smoothing")
+    loss = evaluation.trained_loss_name(trained, "loss")
     figures = {
-        "curves": plots.training_curves(history, steps=steps) if history else None,
-        "curves-note": _curves_note(history, steps),
+        "curves": plots.training_curves(history, steps=steps, loss=loss) if history else None,
+        "curves-note": _curves_note(history, steps)
+        + f" Drawn: the {evaluation.trained_loss_name(trained, 'training and validation loss')}"
+        "; the test loss below is another number.",
         "samples": _sample_predictions(x_test, y_test, probabilities),
         "calibration": plots.reliability_diagram(
             evaluation.reliability_bins(probabilities, y_test),
@@ -315,7 +320,7 @@ def _render(title: str, config, metrics, figures) -> str:
             ),
         ),
     ]
-    settings_rows = [(e(k), e(str(v))) for k, v in settings.items()]
+    settings_rows = [(e(name), e(value)) for name, value in shown_settings(settings)]
     per_class = [
         (
             row["class"],
@@ -352,7 +357,9 @@ def _render(title: str, config, metrics, figures) -> str:
         "metrics": (
             f'<p><span class="big" id="test-accuracy" data-value="{accuracy!r}">'
             f"{accuracy:.2%}</span> test accuracy · {metrics['errors']} wrong of "
-            f"{metrics['test_samples']:,} · test loss {metrics['test_loss']:.4f}</p>"
+            f"{metrics['test_samples']:,} · "
+            f"{e(evaluation.test_loss_name(calibration.get('temperature')))} "
+            f"<span id='test-loss'>{metrics['test_loss']:.4f}</span></p>"
         ),
         "confusion": "<p class='muted'>Test digits by true class (rows) and answer "
         "(columns), coloured by count on a log scale.</p>"

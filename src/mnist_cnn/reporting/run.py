@@ -10,7 +10,7 @@ import html
 import os
 from pathlib import Path
 
-from mnist_cnn import rundir
+from mnist_cnn import evaluation, rundir
 from mnist_cnn.reporting.report import REPORT, embedded_png
 
 
@@ -65,7 +65,10 @@ class Run:
         if metrics:
             rows += [
                 ("test accuracy", f"{metrics['test_accuracy']:.2%}"),
-                ("test loss", f"{metrics['test_loss']:.4f}"),
+                (
+                    evaluation.test_loss_name(metrics.get("calibration", {}).get("temperature")),
+                    f"{metrics['test_loss']:.4f}",
+                ),
                 ("epochs", str(metrics.get("epochs", len(self.history)))),
                 ("fit", f"{metrics.get('train_seconds', 0.0):.1f} s"),
                 ("parameters", f"{metrics.get('parameters', 0):,}"),

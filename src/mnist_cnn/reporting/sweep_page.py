@@ -5,9 +5,9 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from mnist_cnn import rundir
 from mnist_cnn.atomic import atomic_write_text
-from mnist_cnn.reporting import plots
+from mnist_cnn.models.settings import flag_name, shown_value
+from mnist_cnn.reporting import curves, plots
 from mnist_cnn.reporting.report import STYLE, embedded_png
 
 PAGE = "sweep.html"
@@ -21,13 +21,16 @@ def write_page(sweep_dir: Path, record: dict, plan, log_scale=frozenset()) -> Pa
     trials = record["trials"]
     fields = list(plan.values)
     selected = record.get("selected") or {}
-    head = ["rank", "trial", *[f.replace("_", "-") for f in fields]]
-    head += ["validation accuracy", "validation loss", "epochs", "status", "test accuracy"]
+    drawn = [curves.curve_of_run(t["trial_id"], t["run_dir"]) for t in trials]
+    drawn = [curve for curve in drawn if curve is not None]
+    head = ["rank", "trial", *[flag_name(f) for f in fields]]
+    head += ["validation accuracy", curves.loss_name(drawn, "validation loss")]
+    head += ["epochs", "status", "test accuracy"]
     rows = []
     for rank, trial in enumerate(trials, 1):
         chosen = trial["trial_id"] == selected.get("trial_id")
         cells = [rank, e(trial["trial_id"])]
-        cells += [e(_value(trial["settings"].get(f))) for f in fields]
+        cells += [e(_value(f, trial["settings"].get(f))) for f in fields]
         cells += [
             "—" if trial["val_accuracy"] is None else f"{trial['val_accuracy']:.2%}",
             "—" if trial["val_loss"] is None else f"{trial['val_loss']:.4f}",
@@ -52,12 +55,9 @@ def write_page(sweep_dir: Path, record: dict, plan, log_scale=frozenset()) -> Pa
     by_setting = embedded_png(
         plots.accuracy_by_setting(points, log_scale), "validation accuracy against each setting"
     )
-    histories = {}
-    for trial in trials:
-        history_file = Path(trial["run_dir"]) / rundir.HISTORY
-        if history_file.exists():
-            histories[trial["trial_id"]] = rundir.read_history(history_file)
-    curves = embedded_png(plots.overlaid_curves(histories), "every trial's curves, overlaid")
+    chart = curves.note(drawn) + embedded_png(
+        plots.overlaid_curves(drawn), "every trial's training and validation curves, overlaid"
+    )
     if selected:
         report = Path(selected["run_dir"]) / "report.html"
         link = report.relative_to(sweep_dir) if report.is_relative_to(sweep_dir) else report
@@ -83,7 +83,7 @@ split only; the test set is read once, for the selected trial.</p>
 <section id="selected"><h2>Selected trial</h2>{chosen}</section>
 <section id="ranking-section"><h2>Trials, ranked by validation</h2>{table}</section>
 <section id="by-setting"><h2>Validation accuracy against each setting</h2>{by_setting}</section>
-<section id="curves"><h2>Every trial's curves</h2>{curves}</section>
+<section id="curves"><h2>Every trial's curves</h2>{chart}</section>
 </body></html>
 """
     path = sweep_dir / PAGE
@@ -91,11 +91,10 @@ split only; the test set is read once, for the selected trial.</p>
     return path
 
 
-def _value(value) -> str:
-    if value is None:
-        return ""
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+def _value(key: str, value) -> str:
+    """A swept value as its flag takes it (rates to 4 digits)."""
+    return f"{value:.4g}" if isinstance(value, float) else shown_value(key, value)
 
 
 def _settings(settings: dict) -> str:
-    return ", ".join(f"{k.replace('_', '-')}={_value(v)}" for k, v in settings.items())
+    return ", ".join(f"{flag_name(k)}={_value(k, v)}" for k, v in settings.items())

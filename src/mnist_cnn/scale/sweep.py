@@ -27,6 +27,7 @@ from mnist_cnn import rundir
 from mnist_cnn.atomic import atomic_write_json
 from mnist_cnn.backend import versions
 from mnist_cnn.models import layer_list
+from mnist_cnn.models.settings import flag, shown_value
 from mnist_cnn.reporting import sweep_page
 from mnist_cnn.scale import cluster
 
@@ -147,9 +148,7 @@ def _progress(say: Callable[[str], None]):
 def _shown(settings: dict) -> str:
     """Settings as the flags that set them: --learning-rate 0.001 --batch-size 32."""
     return " ".join(
-        f"--{k.replace('_', '-')} {v:.3g}"
-        if isinstance(v, float)
-        else f"--{k.replace('_', '-')} {v}"
+        f"{flag(k)} {v:.3g}" if isinstance(v, float) else f"{flag(k)} {shown_value(k, v)}"
         for k, v in settings.items()
     )
 
