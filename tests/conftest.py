@@ -45,9 +45,19 @@ def run_cli_side_by_side(commands: list[list[str]], at_once: int = 3) -> list:
     return run_side_by_side([[COMMAND, *args] for args in commands], at_once)
 
 
+def said_before_waits(line: str) -> bool:
+    """A line the command prints on stderr before a wait ("mnist-cnn: loading TensorFlow ...")."""
+    return line.startswith("mnist-cnn: ") and line.endswith(" ...")
+
+
+def error_lines(stderr: str) -> list[str]:
+    """What the command said on stderr, less the lines it prints before a wait."""
+    return [line for line in stderr.strip().splitlines() if not said_before_waits(line)]
+
+
 def assert_one_line_error(result, *needles: str, code: int = 2) -> None:
     assert result.returncode == code, (result.returncode, result.stderr)
-    lines = result.stderr.strip().splitlines()
+    lines = error_lines(result.stderr)
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
     for needle in needles:

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest import last_json, run_cli, running_server
+from conftest import error_lines, last_json, run_cli, running_server
 
 from mnist_cnn.backend import import_keras
 
@@ -117,7 +117,7 @@ def test_a_broken_export_fails_loudly_and_writes_nothing(fast_run, tmp_path, mon
 def test_export_of_a_missing_run_is_a_clear_error(tmp_path):
     result = run_cli("export", str(tmp_path / "nothing"), "--format", "onnx")
     assert result.returncode == 2
-    assert "does not exist" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "does not exist" in result.stderr and len(error_lines(result.stderr)) == 1
 
 
 def test_float32_copy_keeps_the_weights(fast_run):

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest import last_json, run_cli, running_server
+from conftest import error_lines, last_json, run_cli, running_server
 from PIL import Image
 
 NOTEBOOK = textwrap.dedent(
@@ -170,10 +170,10 @@ def test_a_model_that_does_not_fit_is_one_line(tmp_path):
     made = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True)
     assert made.returncode == 0, made.stderr
     rgb = run_cli("evaluate", str(tmp_path / "rgb.h5"))
-    assert rgb.returncode == 2 and len(rgb.stderr.strip().splitlines()) == 1
+    assert rgb.returncode == 2 and len(error_lines(rgb.stderr)) == 1
     assert "(32, 32, 3)" in rgb.stderr and "28x28" in rgb.stderr
     five = run_cli("predict", str(tmp_path / "five.keras"), "--index", "0")
-    assert five.returncode == 2 and len(five.stderr.strip().splitlines()) == 1
+    assert five.returncode == 2 and len(error_lines(five.stderr)) == 1
     assert "(5,)" in five.stderr and "(10,)" in five.stderr
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import last_json, run_cli
+from conftest import error_lines, last_json, run_cli
 from paper import in_a_hand, photograph, write_folder
 from PIL import Image
 
@@ -74,7 +74,7 @@ def test_a_folder_is_split_the_same_way_every_time(photo_folder):
 def test_a_folder_that_is_not_laid_out_is_one_line(tmp_path, fast_run):
     (tmp_path / "cats").mkdir()
     result = run_cli("evaluate", fast_run, "--dataset", f"folder:{tmp_path}")
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert result.returncode == 2 and len(error_lines(result.stderr)) == 1
     assert "0/ ... 9/" in result.stderr or "/0/*.png" in result.stderr
     missing = run_cli("evaluate", fast_run, "--dataset", f"folder:{tmp_path / 'nothing'}")
     assert missing.returncode == 2 and "no such folder" in missing.stderr

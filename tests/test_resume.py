@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import COMMAND, last_json, run_cli
+from conftest import COMMAND, error_lines, last_json, run_cli
 
 ARGS = ["conv32-conv64-dense128", "--limit", "12000", "--epochs", "4", "--seed", "7"]
 NOISE = 0.012  # test-accuracy spread between seeds of this short run is about 0.5%
@@ -104,4 +104,4 @@ def test_resume_refuses_what_it_cannot_do(tmp_path, uninterrupted):
     (tmp_path / "config.json").write_text('{"model": "fast", "settings": {"epochs": "many"}}')
     broken = run_cli("train", "--resume", str(tmp_path))
     assert broken.returncode == 2 and "cannot resume" in broken.stderr
-    assert len(broken.stderr.strip().splitlines()) == 1
+    assert len(error_lines(broken.stderr)) == 1

@@ -8,6 +8,7 @@ MNIST_CNN_DEBUG=1) keeps them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -28,15 +29,11 @@ def import_keras(quiet: bool = True, intra_op_threads: int | None = None):
     if intra_op_threads is not None:
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(intra_op_threads))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "keras" in sys.modules or not quiet or os.environ.get("MNIST_CNN_DEBUG"):
+    if "keras" in sys.modules or not quiet:
         import keras
 
         return keras
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
+    with native_stderr_muted():
         import keras
 
         keras.ops.convert_to_tensor(0.0)  # loads the backend's kernels (more start-up noise)
@@ -44,11 +41,28 @@ def import_keras(quiet: bool = True, intra_op_threads: int | None = None):
 
         if keras.backend.backend() != "tensorflow" and importlib.util.find_spec("tensorflow"):
             import tensorflow  # noqa: F401  Keras loads it later for tf.data; load it quietly now
+    return keras
+
+
+@contextlib.contextmanager
+def native_stderr_muted():
+    """File descriptor 2 pointed at /dev/null for the block: the C++ runtimes' notices
+    (TensorFlow's start-up, TensorFlow Lite's "INFO: Created ... delegate") go nowhere.
+    Python's own errors still reach the caller as exceptions. `--debug` keeps them all."""
+    if os.environ.get("MNIST_CNN_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
     finally:
+        sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
-    return keras
 
 
 def _version(package: str) -> str | None:

@@ -61,15 +61,40 @@ def new_run_dir(out: str | os.PathLike, name: str) -> Path:
     raise RunError(f"too many runs named {name}-{stamp} under {out}")
 
 
-def newest_run(out: str | os.PathLike = "runs") -> Path:
-    """The most recently finished run directory under `out` (the one whose model is newest)."""
-    models = sorted(Path(out).glob(f"*/{MODEL}"), key=lambda p: p.stat().st_mtime)
+def finished_runs(out: str | os.PathLike = "runs") -> list[Path]:
+    """The finished run directories under `out`, newest model first."""
+    models = sorted(Path(out).glob(f"*/{MODEL}"), key=lambda p: p.stat().st_mtime, reverse=True)
     if not models:
         raise RunError(
             f"no finished runs under {out}/; train one first ('mnist-cnn train fast') "
             f"or give a run directory or .keras file"
         )
-    return models[-1].parent
+    return [model.parent for model in models]
+
+
+def newest_run(out: str | os.PathLike = "runs") -> Path:
+    """The most recently finished run directory under `out` (the one whose model is newest)."""
+    return finished_runs(out)[0]
+
+
+def run_to_serve(out: str | os.PathLike = "runs") -> tuple[Path, str | None]:
+    """The run to serve when none is named, and a warning or None: the newest run trained on
+    the whole training set, so that a quick `--limit` trial is never served by surprise; if
+    there are only trials, the newest, with a warning that says what it is."""
+    runs = finished_runs(out)
+    limits = [
+        read_json(run / CONFIG).get("settings", {}).get("limit")
+        if (run / CONFIG).is_file()
+        else None
+        for run in runs
+    ]
+    for run, limit in zip(runs, limits, strict=True):
+        if limit is None:
+            return run, None
+    return runs[0], (
+        f"{runs[0]} is a quick trial on {limits[0]:,} training images (--limit); "
+        "train a full run ('mnist-cnn train fast') or name the run to serve"
+    )
 
 
 def model_path(path: str | os.PathLike, suffixes: tuple[str, ...] = KERAS_SUFFIXES) -> Path:

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
+from mnist_cnn.backend import import_keras
 from mnist_cnn.data import datasets
+from mnist_cnn.inference import MIN_CONFIDENCE
 from mnist_cnn.rundir import RunError
 
 PROG = "mnist-cnn"
+log = logging.getLogger("mnist_cnn.cli")  # a line on stderr before a wait (main sets it up)
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell tool cut off by `| head` returns
 
@@ -104,6 +108,12 @@ def add_command(sub, name: str, help_text: str, example: str, func):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument(  # where people type it: after the command, as well as before
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks and backend logs",
+    )
     parser.set_defaults(func=func)
     return parser
 
@@ -119,7 +129,31 @@ def add_data_dir_option(parser, help_text: str = "data folder (default: as for t
     parser.add_argument("--data-dir", metavar="DIR", help=help_text)
 
 
+def add_min_confidence_option(parser) -> None:
+    """predict's and serve's --min-confidence: one default, so they and the page agree."""
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        default=MIN_CONFIDENCE,
+        metavar="P",
+        help=f"answers below this confidence are marked unsure (default: {MIN_CONFIDENCE}, "
+        "for predict, serve and the page alike; 0: never)",
+    )
+
+
 def check_min_confidence(value: float) -> None:
     """predict's and serve's --min-confidence: a probability."""
     if not 0.0 <= value <= 1.0:
         raise UsageError(f"--min-confidence must be between 0 and 1, got {value}")
+
+
+def load_keras(*models, intra_op_threads: int | None = None) -> None:
+    """Check that the runs or model files named exist (a wrong path is answered at once, not
+    after seconds of loading), then load Keras, saying so: it takes seconds."""
+    from mnist_cnn import rundir
+
+    for model in models:
+        rundir.model_path(model, rundir.MODEL_SUFFIXES)
+    if "keras" not in sys.modules:
+        log.info("loading TensorFlow ...")
+    import_keras(intra_op_threads=intra_op_threads)

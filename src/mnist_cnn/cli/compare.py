@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from mnist_cnn.backend import import_keras
 from mnist_cnn.cli.common import (
     PROG,
     add_command,
     add_data_dir_option,
+    load_keras,
     print_json,
 )
 
 
 def run(args) -> None:
-    import_keras()
+    load_keras(*args.runs)
     from mnist_cnn.reporting.compare import compare_runs, format_table
 
     comparison = compare_runs(args.runs, args.out, args.data_dir)

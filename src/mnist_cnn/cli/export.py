@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from mnist_cnn.backend import import_keras
 from mnist_cnn.cli.common import (
     PROG,
     add_command,
     add_data_dir_option,
+    load_keras,
     print_json,
 )
 
 
 def run(args) -> None:
-    import_keras()
+    load_keras(args.model)
     from mnist_cnn.inference.export import export_model
 
     target, parity = export_model(args.model, args.format, args.out, args.data_dir)

@@ -8,6 +8,7 @@ stderr; `--debug` shows the traceback as well.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import traceback
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.debug:
         os.environ["MNIST_CNN_DEBUG"] = "1"
+    waits = _say_before_waits(args)
     try:
         args.func(args)
         return EXIT_OK
@@ -83,6 +85,23 @@ def main(argv: list[str] | None = None) -> int:
         message = first_line(exc)
         print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
         return code
+    finally:
+        if waits is not None:
+            logging.getLogger("mnist_cnn").removeHandler(waits)
+
+
+def _say_before_waits(args) -> logging.Handler | None:
+    """The package logs a line (INFO, logger "mnist_cnn") before each wait of seconds with
+    nothing else to show: loading TensorFlow, building the robustness suite, testing and
+    writing the report. The command shows them on stderr, except under --json."""
+    if getattr(args, "json", False):
+        return None
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+    logger = logging.getLogger("mnist_cnn")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    return handler
 
 
 def run() -> None:

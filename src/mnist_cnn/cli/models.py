@@ -4,10 +4,10 @@ The listing is data (no Keras): it answers in a fraction of a second."""
 
 from __future__ import annotations
 
-from mnist_cnn.backend import import_keras
 from mnist_cnn.cli.common import (
     PROG,
     add_command,
+    load_keras,
     print_json,
 )
 
@@ -45,7 +45,11 @@ def _show_network(args) -> None:
 
     if args.arch is not None and layer_list.python_file(args.arch) is None:
         layer_list.parse(args.arch)  # a bad list is answered before Keras loads
-    import_keras()
+    if args.name is not None:
+        from mnist_cnn.models import catalogue
+
+        catalogue.get_entry(args.name)  # so is a wrong name
+    load_keras()
     from mnist_cnn.models import architecture
     from mnist_cnn.models.settings import as_flags
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mnist_cnn.backend import import_keras
 from mnist_cnn.cli.common import (
     PROG,
     PartialFailure,
@@ -13,8 +12,10 @@ from mnist_cnn.cli.common import (
     add_address_option,
     add_command,
     add_data_options,
+    add_min_confidence_option,
     check_min_confidence,
     dataset_for,
+    load_keras,
     print_json,
 )
 
@@ -42,7 +43,7 @@ def run(args) -> None:
         all_read = _predict_on_cluster(args, address)
     else:
         if not str(args.model).endswith(".onnx"):  # ONNX Runtime needs no Keras
-            import_keras(intra_op_threads=1)  # latency-bound: see backend.import_keras
+            load_keras(args.model, intra_op_threads=1)  # latency-bound: see backend.import_keras
         if args.index:
             _predict_test_digits(args)
             return
@@ -180,6 +181,8 @@ def _print_answer(args, name: str, answer, shown: Path | None = None) -> None:
         print_json(result)
     else:
         verdict = f"unsure (best guess {answer.digit})" if answer.unsure else answer.digit
+        if answer.digits_seen > 1:
+            verdict = f"unsure: {answer.digits_seen} digits here; add --multi to read the number"
         ranked = ", ".join(f"{d}: {p:.3f}" for d, p in answer.top_k)
         extra = f"  -> {shown}" if shown is not None else ""
         print(f"{name}: {verdict}  p={answer.confidence:.3f}  [{ranked}]{extra}")
@@ -202,13 +205,7 @@ def add_parser(sub) -> None:
         help="image files, folders of images, globs, or - for standard input",
     )
     p.add_argument("--top-k", type=int, default=3, metavar="K", help="alternatives to list")
-    p.add_argument(
-        "--min-confidence",
-        type=float,
-        default=0.0,
-        metavar="P",
-        help="answers below this confidence are marked unsure (default: 0)",
-    )
+    add_min_confidence_option(p)
     p.add_argument(
         "--multi",
         action="store_true",

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from mnist_cnn.backend import import_keras
 from mnist_cnn.cli.common import (
     PROG,
     add_command,
     add_data_dir_option,
+    load_keras,
     print_json,
 )
 
 
 def run(args) -> None:
-    import_keras()
+    load_keras(args.run)
     from mnist_cnn.reporting.report import write_report
 
     path = write_report(args.run, args.data_dir, args.out)

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from mnist_cnn.backend import import_keras
 from mnist_cnn.cli.common import (
     PROG,
     UsageError,
     add_command,
     add_data_dir_option,
+    load_keras,
     print_json,
 )
 
 
 def run(args) -> None:
-    from mnist_cnn.data import sources
-
-    import_keras()
-    from mnist_cnn import evaluation, rundir
-    from mnist_cnn.inference.classifier import Classifier
-    from mnist_cnn.reporting import robustness
+    from mnist_cnn import rundir
 
     if args.per_change < 1:
         raise UsageError(f"--per-change {args.per_change}: give at least 1 digit per change")
@@ -27,6 +22,12 @@ def run(args) -> None:
         raise UsageError(
             f"{args.run} was trained on {dataset}; the robustness suite changes MNIST digits"
         )
+    load_keras(args.run)
+    from mnist_cnn import evaluation
+    from mnist_cnn.data import sources
+    from mnist_cnn.inference.classifier import Classifier
+    from mnist_cnn.reporting import robustness
+
     classifier = Classifier(args.run)
     _, (x_test, y_test) = sources.load_dataset("mnist", args.data_dir)
     model = classifier.model  # the report's own path to the answers, so its figures match

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from mnist_cnn.backend import import_keras
+import sys
+
 from mnist_cnn.cli.common import (
     PROG,
     UsageError,
     add_command,
+    add_min_confidence_option,
     check_min_confidence,
+    load_keras,
 )
 
 
@@ -21,12 +24,20 @@ def run(args) -> None:
         raise UsageError("--port 0 (any free port) works with one worker only")
     from mnist_cnn import rundir
 
-    model = rundir.model_path(args.model or rundir.newest_run(args.runs), rundir.MODEL_SUFFIXES)
+    warning = None
+    if args.model is None:
+        args.model, warning = rundir.run_to_serve(args.runs)
+    model = rundir.model_path(args.model, rundir.MODEL_SUFFIXES)
     if model.suffix != ".onnx":
-        import_keras(intra_op_threads=1)  # requests run side by side, one core each
+        load_keras(intra_op_threads=1)  # requests run side by side, one core each
     from mnist_cnn.server import serve
 
-    print(f"serving {model} at http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
+    if warning:
+        print(f"{PROG} serve: warning: {warning}", file=sys.stderr)
+    print(
+        f"serving {model} ({_accuracy(model)}) at http://{args.host}:{args.port}/ (Ctrl-C stops)",
+        flush=True,
+    )
     serve(
         model,
         args.host,
@@ -35,6 +46,17 @@ def run(args) -> None:
         min_confidence=args.min_confidence,
         workers=args.workers,
     )
+
+
+def _accuracy(model) -> str:
+    """What the model scored on the test set, as its run recorded it, for the first line."""
+    from mnist_cnn import rundir
+
+    run = rundir.run_dir_of(model)
+    metrics = run / rundir.METRICS if run else None
+    if metrics is None or not metrics.is_file():
+        return "test accuracy not recorded"
+    return f"{rundir.read_json(metrics)['test_accuracy']:.2%} on the test set"
 
 
 def add_parser(sub) -> None:
@@ -49,7 +71,7 @@ def add_parser(sub) -> None:
         "model",
         nargs="?",
         metavar="RUN_DIR|MODEL",
-        help="the model to serve (default: the newest run under --runs)",
+        help="the model to serve (default: the newest full run under --runs, not a --limit trial)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
@@ -69,10 +91,4 @@ def add_parser(sub) -> None:
         metavar="MB",
         help="refuse request bodies larger than this with 413 (default: 5)",
     )
-    p.add_argument(
-        "--min-confidence",
-        type=float,
-        default=0.6,
-        metavar="P",
-        help="answers below this confidence are shown as unsure (default: 0.6)",
-    )
+    add_min_confidence_option(p)

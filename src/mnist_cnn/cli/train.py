@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mnist_cnn.backend import import_keras
 from mnist_cnn.cli.common import (
     PROG,
     Interrupted,
@@ -15,6 +14,7 @@ from mnist_cnn.cli.common import (
     add_address_option,
     add_command,
     add_data_options,
+    load_keras,
     print_json,
     print_skipped,
 )
@@ -31,13 +31,22 @@ RUN_FLAGS = {  # train's flags beyond the recipe: flag -> TrainConfig field
 
 
 def check_train_flags(args) -> None:
-    """What can be checked without Keras is answered at once: a bad value, a bad layer list."""
-    from mnist_cnn.models import layer_list
-    from mnist_cnn.models.settings import RECIPE_FIELDS, SettingsError, check_changes
+    """What can be checked without Keras is answered at once: a bad value or model name,
+    values that do not go together, a bad layer list."""
+    from mnist_cnn.models import catalogue, layer_list
+    from mnist_cnn.models import settings as recipe_settings
 
+    changes = {field: getattr(args, field) for field in recipe_settings.RECIPE_FIELDS}
+    run = train_fields(args)
     try:
-        check_changes({field: getattr(args, field) for field in RECIPE_FIELDS})
-    except SettingsError as exc:
+        recipe_settings.check_changes(changes)
+        recipe_settings.check_run(
+            *(run[key] for key in ("seed", "limit", "ensemble", "mix_mnist", "dataset")),
+            run["data_dir"],
+        )
+        if args.model:
+            recipe_settings.resolve(catalogue.get_entry(args.model).recipe, changes)
+    except recipe_settings.SettingsError as exc:
         raise UsageError(str(exc)) from None
     if args.arch is not None and layer_list.python_file(args.arch) is None:
         layer_list.parse(args.arch)
@@ -86,7 +95,7 @@ def run(args) -> None:
     runner = cluster.ensemble_runner(
         args.address, args.resume, args.ensemble, args.dataset, args.data_dir, args.out
     )
-    import_keras()
+    load_keras()
     from mnist_cnn.training import TrainingInterrupted
 
     verbose = 1 if sys.stdout.isatty() and not args.json else 2
@@ -111,7 +120,8 @@ def run(args) -> None:
         )
         print_skipped([(row["file"], row["error"]) for row in data["skipped"]])
     print(
-        f"test accuracy: {summary['test_accuracy']:.2%}  test loss: {summary['test_loss']:.4f}"
+        f"test accuracy: {summary['test_accuracy']:.2%}  test loss (cross-entropy of the "
+        f"calibrated probabilities): {summary['test_loss']:.4f}"
         f"  fit: {summary['train_seconds']:.1f} s"
     )
     print(f"run directory: {summary['run_dir']}")

@@ -301,6 +301,7 @@ def download_file(
     The bytes go to a temporary file beside the target and are renamed into place only
     once verified, so an interrupted or corrupt download never leaves a file behind.
     """
+    created = [folder for folder in (dest_dir, *dest_dir.parents) if not folder.exists()]
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / file.name
     failures = []
@@ -334,10 +335,21 @@ def download_file(
             reason = getattr(exc, "reason", exc)
             failures.append(f"{url}: {reason}")
             tmp.unlink(missing_ok=True)
+    _remove_empty(created)
     raise DatasetError(
         f"could not fetch {file.name} into {dest_dir} ({'; '.join(failures) or 'no mirrors'}); "
         f"copy the file there by hand or set {DATA_ENV} to a folder that holds it"
     )
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed download made, innermost first, while they are empty:
+    a failure leaves the data folder as it found it."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def ensure_dataset(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ import numpy as np
 from mnist_cnn import evaluation, rundir
 from mnist_cnn.data import INPUT_SHAPE, imaging
 from mnist_cnn.data.datasets import normalise
+from mnist_cnn.inference import MIN_CONFIDENCE
 from mnist_cnn.models import loading
 
 BATCH = 1024
@@ -32,6 +33,7 @@ class Prediction:
     probabilities: list[float]
     top_k: list[tuple[int, float]]
     unsure: bool
+    digits_seen: int = 1  # more than 1: the picture holds a number (read it with --multi)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,7 +45,7 @@ class Classifier:
     def __init__(
         self,
         path: str | os.PathLike,
-        min_confidence: float = 0.0,
+        min_confidence: float = MIN_CONFIDENCE,
         top_k: int = 3,
         threads: int | None = None,
     ):
@@ -97,7 +99,8 @@ class Classifier:
         good = [p.image for p in prepared if isinstance(p, imaging.Preprocessed)]
         answers = iter(self.predict_arrays(np.stack(good)) if good else [])
         return [
-            (p, next(answers) if isinstance(p, imaging.Preprocessed) else None) for p in prepared
+            (p, _several(next(answers), source) if isinstance(p, imaging.Preprocessed) else None)
+            for p, source in zip(prepared, sources, strict=True)
         ]
 
     def predict_number(self, source: imaging.Source, name: str | None = None) -> dict:
@@ -122,7 +125,9 @@ class Classifier:
         return answer(probabilities, self.top_k, self.min_confidence)
 
 
-def answer(probabilities: np.ndarray, top_k: int = 3, min_confidence: float = 0.0) -> Prediction:
+def answer(
+    probabilities: np.ndarray, top_k: int = 3, min_confidence: float = MIN_CONFIDENCE
+) -> Prediction:
     """The answer one digit's probabilities give (the same wherever they were computed)."""
     order = np.argsort(probabilities, kind="stable")[::-1]
     digit = int(order[0])
@@ -134,6 +139,18 @@ def answer(probabilities: np.ndarray, top_k: int = 3, min_confidence: float = 0.
         top_k=[(int(d), float(probabilities[d])) for d in order[:top_k]],
         unsure=confidence < min_confidence,
     )
+
+
+def _several(prediction: Prediction, source: imaging.Source) -> Prediction:
+    """A picture that holds a row of digits gets no confident-looking single digit: it is
+    marked unsure with the count, so every output can say "read it with --multi"."""
+    try:
+        count = len(imaging.split_digits(source))
+    except imaging.ImageError:
+        count = 1
+    if count < 2:
+        return prediction
+    return replace(prediction, unsure=True, digits_seen=count)
 
 
 def compiled_forward(model) -> Callable[[np.ndarray], np.ndarray]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_cnn import rundir
-from mnist_cnn.backend import import_keras
+from mnist_cnn.backend import import_keras, native_stderr_muted
 from mnist_cnn.data import INPUT_SHAPE, datasets, sources
 from mnist_cnn.errors import first_line
 from mnist_cnn.models.augmentation import without_augmentation
@@ -125,12 +125,12 @@ def export_model(
     staged = work / target.name
     try:
         try:
-            with warnings.catch_warnings():  # converters' deprecation chatter
+            with warnings.catch_warnings(), native_stderr_muted():  # converters' chatter
                 warnings.simplefilter("ignore")
                 model.export(str(staged), format=keras_format, verbose=False)
         except Exception as exc:  # converters raise many types; all mean "could not export"
             raise ExportError(f"cannot export to {fmt}: {first_line(exc)}") from exc
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), native_stderr_muted():  # TF Lite's INFO line
             warnings.simplefilter("ignore")
             exported = runner(staged, fmt)(digits)
         parity = compare(exported, np.asarray(model.predict(digits, verbose=0)))

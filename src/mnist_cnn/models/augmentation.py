@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import math
 
-import keras
-from keras import ops
+from mnist_cnn.backend import import_keras
+
+keras = import_keras()  # quietly: TensorFlow's start-up notices muted, as for the command
+ops = keras.ops
 
 
 @keras.saving.register_keras_serializable(package="mnist_cnn")

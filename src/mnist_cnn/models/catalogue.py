@@ -230,6 +230,11 @@ def get_entry(name: str) -> Entry:
     try:
         return ENTRIES[name]
     except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), ENTRIES, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise UnknownModelError(
-            f"unknown model {name!r}; run 'mnist-cnn models' to list them ({', '.join(ENTRIES)})"
+            f"unknown model {name!r}; {hint}run 'mnist-cnn models' to list them "
+            f"({', '.join(ENTRIES)})"
         ) from None

@@ -6,10 +6,11 @@ builder is looked up here only when it is built.
 
 from __future__ import annotations
 
-import keras
-from keras import layers
-
+from mnist_cnn.backend import import_keras
 from mnist_cnn.data import INPUT_SHAPE, NUM_CLASSES
+
+keras = import_keras()  # quietly: TensorFlow's start-up notices muted, as for the command
+layers = keras.layers
 
 
 def _sequential(name: str, front: tuple, *body: layers.Layer) -> keras.Model:

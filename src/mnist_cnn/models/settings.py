@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from mnist_cnn.data import datasets
+
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -252,3 +254,23 @@ def resolve(recipe: Recipe, changes: dict) -> dict:
             "--label-smoothing needs --loss categorical (Keras's sparse loss has none)"
         )
     return settings
+
+
+MNIST_TRAIN = 60_000
+
+
+def check_run(seed=42, limit=None, ensemble=1, mix_mnist=0, dataset="mnist", data_dir=None) -> None:
+    """Check a run's own settings (beyond its recipe), with no Keras: the command answers a
+    bad one at once, and `train()` from Python gets the same words."""
+    if not is_whole(seed):
+        raise SettingsError(f"--seed must be a whole number, got {seed!r}")
+    if limit is not None and (not is_whole(limit) or limit < 10):
+        raise SettingsError(f"--limit must be at least 10 images, got {limit!r}")
+    if not is_whole(ensemble) or ensemble < 1:
+        raise SettingsError(f"--ensemble must be at least 1, got {ensemble!r}")
+    if not isinstance(dataset, str) or not isinstance(data_dir, (str, type(None))):
+        raise SettingsError("--dataset and --data-dir must be text")
+    if not is_whole(mix_mnist) or not 0 <= mix_mnist <= MNIST_TRAIN:
+        raise SettingsError(f"--mix-mnist must be 0 to {MNIST_TRAIN:,}, got {mix_mnist!r}")
+    if mix_mnist and datasets.folder_of(dataset) is None:
+        raise SettingsError("--mix-mnist mixes MNIST into --dataset folder:PATH; give one")

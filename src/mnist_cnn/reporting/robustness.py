@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,6 +234,9 @@ def cached_suite(
         )
     except (OSError, KeyError, ValueError, IndexError):
         pass
+    logging.getLogger(__name__).info(
+        f"building the robustness suite (once per machine, kept in {folder}) ..."
+    )
     suite = build_suite(images, labels, per_change, seed)
     entries = list(suite.entries.values())
     arrays = {

@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -133,12 +135,14 @@ def connected(address: str | None, cpus_per_task: int = 1) -> Iterator[Cluster]:
             raise ClusterError(
                 f"cannot join the Ray cluster at {address} ({first_line(exc)})"
             ) from None
-    else:
+    else:  # its session files (logs, sockets, spilled objects) in a folder removed after
+        session = tempfile.mkdtemp(prefix="mnist-cnn-ray-")
         ray.init(
             address="local",  # a new Ray of our own, even where another runs
             num_cpus=os.cpu_count(),
             include_dashboard=False,
             _node_ip_address=LOOPBACK,
+            _temp_dir=session,
             **options,
         )
     try:
@@ -147,6 +151,8 @@ def connected(address: str | None, cpus_per_task: int = 1) -> Iterator[Cluster]:
         yield Cluster(address or "embedded", len(alive), int(resources.get("CPU", 0)))
     finally:
         ray.shutdown()
+        if not address:
+            shutil.rmtree(session, ignore_errors=True)
 
 
 def _check_node(dataset: str | None, data_dir: str | None, see: list[str]) -> str | None:

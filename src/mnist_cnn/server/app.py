@@ -21,11 +21,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
 from mnist_cnn import __version__, rundir
 from mnist_cnn.backend import versions
 from mnist_cnn.data import imaging
+from mnist_cnn.inference import MIN_CONFIDENCE
 from mnist_cnn.inference.classifier import Classifier
 from mnist_cnn.server.limits import BodyLimit
 
@@ -87,7 +89,7 @@ class RequestError(Exception):
 
 def create_app(classifier: Classifier, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
     """The app for one loaded classifier; bodies over `max_body` bytes get 413."""
-    api = FastAPI(
+    api = FastAPIOffline(  # FastAPI, with /docs's scripts served from here, not a CDN
         title="mnist-cnn",
         version=__version__,
         summary="Read handwritten digits: draw one at /, or POST an image to /api/predict.",
@@ -203,7 +205,10 @@ def pixels_of(payload) -> np.ndarray:
                 raise RequestError(
                     422, f'"pixels"[{r}][{c}] is {value}, outside 0..255; scale to 0..255'
                 )
-    return np.rint(np.asarray(rows, dtype=np.float64)).astype(np.uint8)
+    pixels = np.asarray(rows, dtype=np.float64)
+    if 0 < pixels.max() <= 1:  # `x / 255`, as tutorials normalise: the same digit, on 0..1
+        pixels = pixels * 255
+    return np.rint(pixels).astype(np.uint8)
 
 
 def answer(classifier: Classifier, source, name: str, multi: bool) -> dict:
@@ -216,7 +221,10 @@ def answer(classifier: Classifier, source, name: str, multi: bool) -> dict:
     [(prepared, prediction)] = classifier.predict_images([source], [name])
     if prediction is None:  # `prepared` is the ImageError that says why
         raise RequestError(422, str(prepared))
-    return {**prediction.to_dict(), "image": prepared.image.tolist()}
+    result = {**prediction.to_dict(), "image": prepared.image.tolist()}
+    if prediction.digits_seen > 1:
+        result["hint"] = f"{prediction.digits_seen} digits here: ask with ?multi=1 for the number"
+    return result
 
 
 def model_info(classifier: Classifier) -> dict:
@@ -244,7 +252,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     max_body: int = DEFAULT_MAX_BODY,
-    min_confidence: float = 0.0,
+    min_confidence: float = MIN_CONFIDENCE,
     workers: int = 1,
 ) -> None:
     """Run the app on uvicorn until interrupted; each of `workers` processes loads the model."""

@@ -16,10 +16,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import keras
-
 from mnist_cnn import rundir
 from mnist_cnn.atomic import atomic_write, atomic_write_json
+from mnist_cnn.backend import import_keras
+
+keras = import_keras()  # quietly: TensorFlow's start-up notices muted, as for the command
 
 CHECKPOINTS = "checkpoints"  # in the run directory, until the run finishes
 
@@ -29,6 +30,9 @@ class StopRequest:
 
     def __init__(self):
         self.requested = False
+        # Where Ctrl-C cut an epoch's training short ("step 120 of 422"), or None: an epoch
+        # whose every step ran (Ctrl-C came during its validation) is complete, and is kept.
+        self.cut_at: str | None = None
 
     @contextlib.contextmanager
     def listening(self):
@@ -50,14 +54,22 @@ class StopRequest:
 
 
 class StopOnRequest(keras.callbacks.Callback):
-    """Ends `fit` after the step that is running when Ctrl-C arrives."""
+    """Ends `fit` after the step that is running when Ctrl-C arrives; an epoch cut short
+    there is marked so, and the others keep it out of the checkpoints and history."""
 
     def __init__(self, stop: StopRequest):
         super().__init__()
         self.stop = stop
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.stop.requested:
+        if self.stop.requested and not self.model.stop_training:
+            self.model.stop_training = True
+            steps = self.params.get("steps")
+            if steps is None or batch + 1 < steps:
+                self.stop.cut_at = f"step {batch + 1}" + (f" of {steps}" if steps else "")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stop.requested:  # Ctrl-C during validation: this epoch is whole, the next waits
             self.model.stop_training = True
 
 
@@ -69,7 +81,7 @@ class EpochCheckpoint(keras.callbacks.BackupAndRestore):
         self.stop = stop
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.stop.requested:
+        if self.stop.cut_at is None:
             super().on_epoch_end(epoch, logs)
 
     def _save_model(self):
@@ -105,7 +117,7 @@ class BestWeights(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get(SELECTED_BY)
-        if self.stop.requested or loss is None or loss >= self.best:
+        if self.stop.cut_at is not None or loss is None or loss >= self.best:
             return
         self.best = float(loss)
         atomic_write(self.path, lambda tmp: self.model.save_weights(tmp))
@@ -166,7 +178,7 @@ class HistoryWriter(keras.callbacks.Callback):
         self._seen = (done, now)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.stop.requested:
+        if self.stop.cut_at is not None:
             return
         row = {} if self.member is None else {"member": self.member}
         row["epoch"] = epoch + 1

@@ -11,11 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mnist_cnn import rundir
-from mnist_cnn.data import datasets
 from mnist_cnn.models import architecture, catalogue
 from mnist_cnn.models import settings as recipe_settings
-
-MNIST_TRAIN = 60_000
 
 
 class TrainingError(Exception):
@@ -85,9 +82,11 @@ class RunResult:
 class TrainingInterrupted(Exception):
     """Ctrl-C stopped training; the run directory can be resumed."""
 
-    def __init__(self, run_dir: Path, epochs_done: int):
+    def __init__(self, run_dir: Path, epochs_done: int, cut_at: str | None = None):
+        """`cut_at`: where Ctrl-C stopped the next epoch ("step 120 of 422"), if it did."""
+        cut = f" (epoch {epochs_done + 1} stopped at {cut_at}; it runs again)" if cut_at else ""
         super().__init__(
-            f"interrupted after {epochs_done} complete epoch(s); resume with: "
+            f"interrupted after {epochs_done} complete epoch(s){cut}; resume with: "
             f"mnist-cnn train --resume {run_dir}"
         )
         self.run_dir = run_dir
@@ -114,19 +113,17 @@ def resolve_settings(config: TrainConfig, entry: catalogue.Entry | None = None) 
         )
     except recipe_settings.SettingsError as exc:
         raise TrainingError(str(exc)) from None
-    whole = recipe_settings.is_whole
-    if not whole(config.seed):
-        raise TrainingError(f"--seed must be a whole number, got {config.seed!r}")
-    if config.limit is not None and (not whole(config.limit) or config.limit < 10):
-        raise TrainingError(f"--limit must be at least 10 images, got {config.limit!r}")
-    if not whole(config.ensemble) or config.ensemble < 1:
-        raise TrainingError(f"--ensemble must be at least 1, got {config.ensemble!r}")
-    if not isinstance(config.dataset, str) or not isinstance(config.data_dir, (str, type(None))):
-        raise TrainingError("--dataset and --data-dir must be text")
-    if not whole(config.mix_mnist) or not 0 <= config.mix_mnist <= MNIST_TRAIN:
-        raise TrainingError(f"--mix-mnist must be 0 to {MNIST_TRAIN:,}, got {config.mix_mnist!r}")
-    if config.mix_mnist and datasets.folder_of(config.dataset) is None:
-        raise TrainingError("--mix-mnist mixes MNIST into --dataset folder:PATH; give one")
+    try:
+        recipe_settings.check_run(
+            config.seed,
+            config.limit,
+            config.ensemble,
+            config.mix_mnist,
+            config.dataset,
+            config.data_dir,
+        )
+    except recipe_settings.SettingsError as exc:
+        raise TrainingError(str(exc)) from None
     settings.update(
         seed=config.seed,
         dataset=config.dataset,

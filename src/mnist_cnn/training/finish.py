@@ -5,6 +5,7 @@ pictures and report.html. `finish` does it later for a run fitted without its te
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -25,6 +26,9 @@ from mnist_cnn.training.config import (
 from mnist_cnn.training.fit import load_data
 
 PREVIEW_SAMPLES = 16
+
+
+log = logging.getLogger(__name__)  # the command shows its lines before waits
 
 
 def finish(run_dir: str | os.PathLike) -> RunResult:
@@ -49,6 +53,7 @@ def finish(run_dir: str | os.PathLike) -> RunResult:
 
 def test_run(result, model, config, settings, train_set, test_set, temperature, watch) -> None:
     """The test set, read once for this finished model: metrics.json, pictures, report."""
+    log.info("testing the model, drawing its pictures and writing its report ...")
     x_test, y_test = test_set
     evaluating = time.perf_counter()
     raw = evaluation.predict_probabilities(model, x_test)

@@ -8,10 +8,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from mnist_cnn import evaluation
+from mnist_cnn.backend import import_keras
 from mnist_cnn.data import NUM_CLASSES, datasets, sources
 from mnist_cnn.models import catalogue
 from mnist_cnn.models import settings as recipe_settings
@@ -21,6 +21,8 @@ from mnist_cnn.training.config import (
     TrainConfig,
     TrainingError,
 )
+
+keras = import_keras()  # quietly: TensorFlow's start-up notices muted, as for the command
 
 ONE_CYCLE_START_DIVISOR = 25  # one-cycle starts at peak/25 (as in Smith's and PyTorch's)
 

@@ -8,6 +8,7 @@ carries an interrupted run on; `fit_member` trains one member of an ensemble any
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -15,11 +16,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import keras
-
 from mnist_cnn import rundir
 from mnist_cnn.atomic import atomic_write_json
-from mnist_cnn.backend import versions
+from mnist_cnn.backend import import_keras, versions
 from mnist_cnn.data import datasets
 from mnist_cnn.models import loading
 from mnist_cnn.models.ensemble import ensemble_of
@@ -36,6 +35,11 @@ from mnist_cnn.training.config import (
 )
 from mnist_cnn.training.finish import test_run
 from mnist_cnn.training.fit import calibrate, fit_one, fit_split, load_data
+
+keras = import_keras()  # quietly: TensorFlow's start-up notices muted, as for the command
+
+
+log = logging.getLogger(__name__)  # the command shows its lines before waits
 
 
 def train(
@@ -56,6 +60,7 @@ def train(
     config = replace(config, dataset=datasets.dataset_name(config.dataset))  # folder: absolute
     entry = entry_of(config)
     settings = resolve_settings(config, entry)
+    log.info(f"loading {config.dataset} and building {entry.name} ...")
     with watch.phase("data"):
         data, about_data = load_data(config)
     if run_dir is None:
@@ -147,7 +152,8 @@ def _fit_members(
             )
         train_seconds += seconds
         if stop.requested:
-            raise TrainingInterrupted(state.parent, len(writer.rows))
+            done = sum(1 for row in writer.rows if row.get("member") == writer.member)
+            raise TrainingInterrupted(state.parent, done, stop.cut_at)
         members.append(model)
         if config.ensemble > 1:
             rundir.save_model(model, finished)

@@ -67,9 +67,11 @@ function show(result) {
   const pct = `${(result.confidence * 100).toFixed(1)}%`;
   answerBox.dataset.state = result.unsure ? "unsure" : "answer";
   digitText.textContent = String(result.digit);
-  statusText.textContent = result.unsure
-    ? `Not sure: maybe a ${result.digit} (${pct})`
-    : `It's a ${result.digit} (${pct} sure)`;
+  statusText.textContent = result.digits_seen > 1
+    ? `Not sure: that looks like ${result.digits_seen} digits; draw one at a time`
+    : result.unsure
+      ? `Not sure: maybe a ${result.digit} (${pct})`
+      : `It's a ${result.digit} (${pct} sure)`;
   setBars(result.probabilities);
   const pixels = seen.createImageData(28, 28);
   result.image.flat().forEach((v, i) => {
