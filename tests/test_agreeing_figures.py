@@ -60,7 +60,7 @@ def test_compare_draws_one_epoch_runs_as_step_curves(fast_run, trained_run, tmp_
     for key in ("learning_rate", "select_best", "augmentation", "False", "None"):
         assert key not in settings, key
     assert "cross-entropy of the calibrated probabilities" in page  # the test loss's column
-    assert "test loss (cross-entropy of the calibrated probabilities)" in result.stdout
+    assert "test loss: cross-entropy of the calibrated probabilities" in result.stdout
 
 
 def test_sweep_page_draws_its_trials_as_step_curves(fast_run, trained_run, tmp_path):

@@ -109,7 +109,9 @@ def format_table(comparison: Comparison) -> str:
             f"{row['run']:<36} {row['model'] or '?':<22} {row['test_accuracy']:>8.2%} "
             f"{row['test_loss']:>9.4f} {row['parameters'] or 0:>9,} {seconds:>7}"
         )
-    lines.append(f"{evaluation.TEST_LOSS}, not Keras's val_loss (which is as trained)")
+    lines.append(
+        "test loss: cross-entropy of the calibrated probabilities, not the loss trained on"
+    )
     lines.append(f"test digits on which they disagree: {comparison.disagreements}")
     return "\n".join(lines)
 
