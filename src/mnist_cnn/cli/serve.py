@@ -71,7 +71,7 @@ def add_parser(sub) -> None:
         "model",
         nargs="?",
         metavar="RUN_DIR|MODEL",
-        help="the model to serve (default: the newest full run under --runs, not a --limit trial)",
+        help="the model to serve (default: the newest run under --runs trained on all of MNIST)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")

@@ -8,6 +8,7 @@ through the mirrors in order, and a folder that already holds the files needs no
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
@@ -29,6 +30,7 @@ OFFLINE_ENV = "MNIST_CNN_OFFLINE"
 DEFAULT_CACHE = Path("~/.cache/mnist-cnn").expanduser()
 DOWNLOAD_TIMEOUT_S = 30
 CHUNK_BYTES = 1 << 16
+BAR = {"unit": "B", "unit_scale": True, "leave": False}  # a download's progress bar
 
 # IDX type byte -> big-endian NumPy dtype (Y. LeCun's format description).
 _IDX_DTYPES = {
@@ -287,12 +289,6 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _progress(total: int | None, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, file=sys.stderr, leave=False)
-
-
 def download_file(
     file: DataFile, dest_dir: Path, mirrors: Sequence[str], progress: bool = True
 ) -> Path:
@@ -301,6 +297,8 @@ def download_file(
     The bytes go to a temporary file beside the target and are renamed into place only
     once verified, so an interrupted or corrupt download never leaves a file behind.
     """
+    from tqdm import tqdm
+
     created = [folder for folder in (dest_dir, *dest_dir.parents) if not folder.exists()]
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / file.name
@@ -313,18 +311,16 @@ def download_file(
             digest = hashlib.sha256()
             with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
                 length = response.headers.get("Content-Length")
-                bar = _progress(int(length) if length else None, file.name) if progress else None
-                with os.fdopen(fd, "wb") as out:
+                size = int(length) if length else None
+                bar = tqdm(total=size, desc=file.name, file=sys.stderr, disable=not progress, **BAR)
+                with bar, os.fdopen(fd, "wb") as out:
                     for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
                         out.write(chunk)
                         digest.update(chunk)
-                        if bar is not None:
-                            bar.update(len(chunk))
+                        bar.update(len(chunk))
                     out.flush()
                     os.fsync(out.fileno())
                     os.fchmod(out.fileno(), FILE_MODE)
-                if bar is not None:
-                    bar.close()
             if digest.hexdigest() != file.sha256:
                 failures.append(f"{url}: sha256 {digest.hexdigest()[:12]}… != {file.sha256[:12]}…")
                 tmp.unlink(missing_ok=True)
@@ -335,21 +331,13 @@ def download_file(
             reason = getattr(exc, "reason", exc)
             failures.append(f"{url}: {reason}")
             tmp.unlink(missing_ok=True)
-    _remove_empty(created)
+    for folder in created:  # innermost first: a failure leaves no empty folder behind
+        with contextlib.suppress(OSError):
+            folder.rmdir()
     raise DatasetError(
         f"could not fetch {file.name} into {dest_dir} ({'; '.join(failures) or 'no mirrors'}); "
         f"copy the file there by hand or set {DATA_ENV} to a folder that holds it"
     )
-
-
-def _remove_empty(folders: list[Path]) -> None:
-    """Remove the folders a failed download made, innermost first, while they are empty:
-    a failure leaves the data folder as it found it."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
 
 
 def ensure_dataset(
