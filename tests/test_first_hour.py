@@ -175,7 +175,7 @@ REFUSED = [
     (["train", "fast", "--loss", "sparse", "--label-smoothing", "0.1"], "--label-smoothing"),
     (["predict", "no-such-run", "digit.png"], "no-such-run"),
     (["evaluate", "no-such-run"], "no-such-run"),
-    (["export", "no-such-run"], "no-such-run"),
+    (["export", "no-such-run", "--format", "onnx"], "no-such-run"),
     (["report", "no-such-run"], "no-such-run"),
     (["robustness", "no-such-run"], "no-such-run"),
 ]

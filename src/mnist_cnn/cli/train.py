@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from mnist_cnn.cli.common import (
     PROG,
@@ -109,6 +110,9 @@ def run(args) -> None:
         print(f"{PROG} train: {exc}", file=sys.stderr, flush=True)
         raise Interrupted() from None
     summary = result.summary()
+    notes = _notes(summary["run_dir"])
+    if notes:  # what was made of a pasted model: lines not read, a softmax added
+        summary["notes"] = notes
     if args.json:
         print_json(summary)
         return
@@ -125,6 +129,16 @@ def run(args) -> None:
         f"  fit: {summary['train_seconds']:.1f} s"
     )
     print(f"run directory: {summary['run_dir']}")
+    for note in notes:
+        print(f"note: {note}")
+
+
+def _notes(run_dir: str) -> list[str]:
+    """The notes the network's origin recorded in config.json (a pasted layer list's)."""
+    from mnist_cnn import rundir
+
+    entry = rundir.read_json(Path(run_dir) / rundir.CONFIG).get("entry", {})
+    return (entry.get("origin") or {}).get("notes", [])
 
 
 def _train_or_resume(args, verbose, member_runner):
@@ -144,8 +158,9 @@ def add_network_options(parser) -> None:
     parser.add_argument(
         "--arch",
         metavar="LAYERS|FILE.py",
-        help="your network instead: a Keras layer list as tutorials write it (read, never run "
-        "as Python), or FILE.py[:FUNCTION] whose function (default build) returns a keras.Model",
+        help="your network instead: a Keras layer list, or a tutorial's Sequential model pasted "
+        "whole (read, never run as Python), or FILE.py[:FUNCTION] whose function (default "
+        "build) returns a keras.Model",
     )
     parser.add_argument(
         "--init",
