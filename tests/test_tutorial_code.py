@@ -226,6 +226,7 @@ def test_a_logits_tutorial_trains_and_its_config_says_a_softmax_was_added(tmp_pa
     assert origin["kind"] == "layers" and origin["layers"] == BEGINNER
     assert origin["softmax_added"] is True
     assert any("model.compile(...) (line 11)" in note for note in origin["notes"])
+    assert last_json(result.stdout)["notes"] == origin["notes"]  # and the command says so
 
 
 MISTAKES = {  # pasted text -> what its one error line must say
