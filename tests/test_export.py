@@ -19,7 +19,7 @@ from mnist_cnn.inference import export  # noqa: E402
 from mnist_cnn.inference.classifier import Classifier  # noqa: E402
 from mnist_cnn.models import loading  # noqa: E402
 
-EXAMPLES = Path(__file__).parents[1] / "docs" / "examples"
+EXAMPLES = Path(__file__).parents[1] / "src" / "mnist_cnn" / "samples"
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 from conftest import COMMAND, error_lines, run_cli
 
 SOURCE = Path(__file__).parents[1] / "src" / "mnist_cnn"
-IMAGE = str(Path(__file__).parents[1] / "docs" / "examples" / "photo-of-a-9.jpg")
+IMAGE = str(SOURCE / "samples" / "photo-of-a-9.jpg")
 
 CRAFT = textwrap.dedent(
     """

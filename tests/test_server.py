@@ -13,7 +13,7 @@ import pytest
 from conftest import running_server
 from PIL import Image
 
-EXAMPLES = Path(__file__).parents[1] / "docs" / "examples"
+EXAMPLES = Path(__file__).parents[1] / "src" / "mnist_cnn" / "samples"
 FIVE_MB = 5 * 1024 * 1024
 
 

@@ -41,6 +41,7 @@ INPUT_ERRORS = {
     "mnist_cnn.models.loading": "ArchitectureError",
     "mnist_cnn.scale.cluster": "ClusterError",
     "mnist_cnn.scale.sweep": "SweepError",
+    "mnist_cnn.samples": "SampleError",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from mnist_cnn import samples
 from mnist_cnn.cli.common import (
     PROG,
     PartialFailure,
@@ -21,9 +22,14 @@ from mnist_cnn.cli.common import (
 
 
 def run(args) -> None:
+    if args.sample:
+        args.inputs = [*args.inputs, *(samples.PREFIX + name for name in samples.names())]
+    for item in args.inputs:  # a misspelt sample: one line, before Keras loads
+        samples.from_input(item)
     if bool(args.index) == bool(args.inputs):
         raise UsageError(
-            "give image files, folders, globs or - (stdin), or test-set digits with --index N"
+            "give image files, folders, globs, - (stdin) or --sample, or test-set digits "
+            "with --index N"
             if not args.index
             else "give either image files or --index, not both"
         )
@@ -67,9 +73,10 @@ def _predict_on_cluster(args, address: str) -> bool:
     for item, (probabilities, error) in zip(items, read, strict=True):
         if probabilities is None:
             all_read = False
-            _input_error(args, str(item), error)
+            _input_error(args, samples.shown_name(item), error)
         else:
-            _print_answer(args, str(item), answer(probabilities, args.top_k, args.min_confidence))
+            result = answer(probabilities, args.top_k, args.min_confidence)
+            _print_answer(args, samples.shown_name(item), result)
     return all_read
 
 
@@ -152,12 +159,12 @@ def _predict_files(args) -> bool:
     )
     items = image_files(args.inputs)
     sources = [sys.stdin.buffer.read() if item == "-" else item for item in items]
-    names = ["-" if item == "-" else str(item) for item in items]
+    names = [samples.shown_name(item) for item in items]
     if args.multi:
         return _predict_numbers(args, classifier, sources, names)
     all_read = True
-    for name, (prepared, answer) in zip(
-        names, classifier.predict_images(sources, names), strict=True
+    for item, name, (prepared, answer) in zip(
+        items, names, classifier.predict_images(sources, names), strict=True
     ):
         if answer is None:
             all_read = False
@@ -165,7 +172,7 @@ def _predict_files(args) -> bool:
             continue
         shown = None
         if args.show:
-            stem = "stdin" if name == "-" else Path(name).stem
+            stem = "stdin" if item == "-" else Path(item).stem
             shown = Path(args.out or "predictions") / f"{stem}.mnist.png"
             atomic_write(shown, lambda tmp, image=prepared.image: Image.fromarray(image).save(tmp))
         _print_answer(args, name, answer, shown)
@@ -194,7 +201,10 @@ def add_parser(sub) -> None:
         "predict",
         "read digits from image files (any size, photo or scan), or from the test set",
         f"{PROG} predict runs/fast-20261121-101500 my-digit.jpg photos/ 'scans/*.png'\n"
-        f"  {PROG} predict runs/fast-20261121-101500 --index 0 --index 7",
+        f"  {PROG} predict runs/fast-20261121-101500 --index 0 --index 7\n"
+        f"  {PROG} predict runs/fast-20261121-101500 --sample\n"
+        f"  {PROG} predict runs/fast-20261121-101500 samples:photo-of-a-9\n\n"
+        f"samples (pictures that come with {PROG}): {', '.join(samples.names())}",
         run,
     )
     p.add_argument("model", metavar="RUN_DIR|MODEL")
@@ -202,7 +212,12 @@ def add_parser(sub) -> None:
         "inputs",
         nargs="*",
         metavar="FILE_OR_DIR",
-        help="image files, folders of images, globs, or - for standard input",
+        help="image files, folders of images, globs, - for standard input, or samples:NAME",
+    )
+    p.add_argument(
+        "--sample",
+        action="store_true",
+        help="read every sample picture that comes with the package (named below)",
     )
     p.add_argument("--top-k", type=int, default=3, metavar="K", help="alternatives to list")
     add_min_confidence_option(p)

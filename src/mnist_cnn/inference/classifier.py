@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_cnn import evaluation, rundir
+from mnist_cnn import evaluation, rundir, samples
 from mnist_cnn.data import INPUT_SHAPE, imaging
 from mnist_cnn.data.datasets import normalise
 from mnist_cnn.inference import MIN_CONFIDENCE
@@ -207,13 +207,16 @@ def onnx_forward(path: str | os.PathLike, threads: int | None = None):
 
 
 def image_files(inputs: list[str]) -> list[Path | str]:
-    """Expand files, folders (their images, sorted) and globs; "-" (stdin) passes through."""
+    """Expand files, folders (their images, sorted) and globs; "-" (stdin) passes through;
+    `samples:NAME` is the packaged sample's file (SampleError if there is no such sample)."""
     import glob
 
     found: list[Path | str] = []
     for item in inputs:
         if item == "-":
             found.append(item)
+        elif (sample := samples.from_input(item)) is not None:
+            found.append(sample)
         elif Path(item).is_dir():
             found += sorted(
                 p for p in Path(item).iterdir() if p.suffix.lower() in imaging.IMAGE_SUFFIXES
