@@ -109,6 +109,7 @@ COST = {
     "test_own_models": 175,
     "test_notebook_models": 123,
     "test_own_digits": 100,
+    "test_examples": 90,  # a fast run, the checked examples, docs/ Python (parsing: 2 s)
     "test_ensemble": 86,
     "test_hostile": 61,
     "test_api": 60,
