@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import last_json, run_cli
+from conftest import error_lines, last_json, run_cli
 from paper import photograph
 from PIL import Image
 
@@ -136,7 +136,7 @@ def test_each_bad_input_gets_its_own_error(fast_run, bad_inputs):
 
 def test_bad_inputs_in_text_mode_are_one_line_each_on_stderr(fast_run, bad_inputs):
     result = run_cli("predict", fast_run, str(bad_inputs))
-    errors = result.stderr.strip().splitlines()
+    errors = error_lines(result.stderr)
     assert len(errors) == len(EXPECTED_ERRORS)
     assert all(line.startswith("mnist-cnn predict: ") and ": error: " in line for line in errors)
     assert "Traceback" not in result.stderr

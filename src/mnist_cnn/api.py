@@ -18,11 +18,19 @@ from mnist_cnn.reporting.run import Run
 
 
 def train(model: str | None = None, **settings) -> Run:
-    """Train a catalogue network (or `arch=`, `init=`: your own) and return its run.
+    """Train a network and write its run directory: `mnist-cnn train`.
 
-    `settings` are `mnist-cnn train`'s flags as keywords (`epochs=2`, `limit=2000`,
-    `learning_rate=1e-3`, `seed=1`, `out="runs"`, `ensemble=3` ...): the fields of
-    `mnist_cnn.training.TrainConfig`. Unknown keywords are refused with the known ones.
+    Args:
+        model: a catalogue name (`"fast"`, `"best"`, see `mnist-cnn models`); or None with
+            `arch=` (a layer list or tutorial code, read and never run) or `init=` (a saved
+            model to fine-tune).
+        **settings: `mnist-cnn train`'s flags as keywords (`epochs=2`, `limit=2000`,
+            `learning_rate=1e-3`, `seed=1`, `out="runs"`, `ensemble=3` ...): the fields of
+            [`TrainConfig`][mnist_cnn.training.config.TrainConfig]. Unknown keywords are
+            refused with the known ones.
+
+    Returns:
+        The finished run (tested once on the test set), with its metrics, history and report.
     """
     from dataclasses import fields
 
@@ -45,8 +53,19 @@ def evaluate(
     split: str = "test",
     data_dir: str | os.PathLike | None = None,
 ) -> dict:
-    """A model's (a run's, a run directory's or a model file's) loss, accuracy, per-class
-    scores and confusion matrix on a dataset's `split`: `mnist-cnn evaluate --json`."""
+    """Score a model on a dataset: `mnist-cnn evaluate --json`.
+
+    Args:
+        model: a `Run`, a run directory, or a model file (`.keras`, `.h5`, `.onnx`).
+        dataset: `"mnist"`, another catalogue dataset, or `"folder:PATH"`; None: the one
+            the run trained on.
+        split: `"test"`, `"train"` or `"all"`.
+        data_dir: where datasets are kept (default: `$MNIST_CNN_DATA` or the cache).
+
+    Returns:
+        The scores as a dict: `test_accuracy`, `test_loss`, per-class precision and recall,
+        the confusion matrix, and what was scored.
+    """
     from mnist_cnn.backend import import_keras
 
     import_keras()
@@ -66,9 +85,21 @@ def sweep(
     address: str | None = None,
     **settings,
 ) -> dict:
-    """Train every combination of `values` (setting -> list of values, or (LOW, HIGH) with
-    `samples`) on Ray, rank the trials on validation and test the best once: `mnist-cnn
-    sweep`. Returns what sweep.json holds; the chosen run is `Run(record["selected"]["run_dir"])`.
+    """Try settings on Ray, rank the trials on validation and test the best once:
+    `mnist-cnn sweep`.
+
+    Args:
+        model: the catalogue network to sweep (or None, with `arch=` in `settings`).
+        values: setting -> list of values (a grid), or (LOW, HIGH) sampled `samples` times.
+        samples: how many trials to draw when `values` holds ranges.
+        scheduler: None (every trial runs to the end) or `"asha"` (stop the weak early).
+        cpus_per_trial: cores each trial takes.
+        out: where the sweep folder and its trials' runs go.
+        address: a Ray cluster's address; None: an embedded Ray on this machine.
+        **settings: fixed train settings for every trial, as for `train`.
+
+    Returns:
+        What sweep.json holds; the chosen run is `Run(record["selected"]["run_dir"])`.
     """
     from mnist_cnn.scale import cluster
     from mnist_cnn.scale import sweep as sweeping

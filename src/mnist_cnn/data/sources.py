@@ -26,8 +26,16 @@ def load_parts(
 def load_dataset(
     name: str = "mnist", data_dir: str | os.PathLike | None = None
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """`(x_train, y_train), (x_test, y_test)` as uint8 arrays, like `keras.datasets`, for a
-    catalogue dataset or `folder:PATH` (your own labelled images)."""
+    """Load a dataset as `keras.datasets` does, from the verified cache.
+
+    Args:
+        name: `"mnist"`, `"fashion-mnist"`, `"kmnist"`, or `"folder:PATH"` (your own
+            labelled images, a folder per class).
+        data_dir: where datasets are kept (default: `$MNIST_CNN_DATA` or the cache).
+
+    Returns:
+        `(x_train, y_train), (x_test, y_test)`: uint8 arrays, images (N, 28, 28) white on black.
+    """
     parts, _ = load_parts(name, data_dir)
     return tuple((parts[p].images, parts[p].labels) for p in ("train", "test"))
 

@@ -49,8 +49,15 @@ class Classifier:
         top_k: int = 3,
         threads: int | None = None,
     ):
-        """`path`: a run directory, a `.keras` file, or an `.onnx` export (run by ONNX
-        Runtime, with no TensorFlow). `threads`: ONNX Runtime's threads (default: all cores).
+        """Load a model once.
+
+        Args:
+            path: a run directory, a `.keras` file, or an `.onnx` export (run by ONNX
+                Runtime, with no TensorFlow).
+            min_confidence: answers below it are marked unsure (the same default as
+                `predict`, `serve` and the page).
+            top_k: how many ranked alternatives each answer lists.
+            threads: ONNX Runtime's threads (default: all cores).
         """
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
@@ -67,7 +74,14 @@ class Classifier:
         self._forward(np.zeros((1, *INPUT_SHAPE), np.float32))  # compile once, now
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities (N, 10) for MNIST-style uint8 digits (N, 28, 28)."""
+        """Calibrated probabilities for MNIST-style digits.
+
+        Args:
+            images: uint8 digits (N, 28, 28) or one (28, 28), white on black.
+
+        Returns:
+            An (N, 10) array: each row sums to 1, after the run's temperature.
+        """
         images = np.asarray(images)
         if images.ndim == 2:
             images = images[np.newaxis]
@@ -83,16 +97,28 @@ class Classifier:
         return evaluation.apply_temperature(raw, self.temperature)
 
     def predict_arrays(self, images: np.ndarray) -> list[Prediction]:
-        """Answers for MNIST-style digits (already 28x28, white on black)."""
+        """Answers for MNIST-style digits (already 28x28, white on black).
+
+        Args:
+            images: uint8 digits (N, 28, 28).
+
+        Returns:
+            One `Prediction` per digit.
+        """
         return [self._answer(p) for p in self.probabilities(images)]
 
     def predict_images(
         self, sources: list[imaging.Source], names: list[str] | None = None
     ) -> list[tuple[imaging.Preprocessed | imaging.ImageError, Prediction | None]]:
-        """Answers for any images (paths, bytes, PIL, arrays), each made MNIST-style first.
+        """Answers for any images, each made MNIST-style first (`imaging.to_mnist`).
 
-        Returns (preprocessed, prediction) per input, in order. An input that cannot be read
-        gets (its ImageError, None); the others are still answered, together in one batch.
+        Args:
+            sources: paths, bytes, PIL images or arrays, of any size: photos, scans, canvases.
+            names: how errors name each input (default: its path).
+
+        Returns:
+            (preprocessed, prediction) per input, in order. An input that cannot be read gets
+            (its ImageError, None); the others are still answered, together in one batch.
         """
         names = names or [None] * len(sources)
         prepared = [self.prepare(s, n) for s, n in zip(sources, names, strict=True)]
@@ -104,7 +130,16 @@ class Classifier:
         ]
 
     def predict_number(self, source: imaging.Source, name: str | None = None) -> dict:
-        """The digits of a number written in a row, left to right, each with its confidence."""
+        """Read a number written in a row (`predict --multi`).
+
+        Args:
+            source: a path, bytes, PIL image or array of a row of digits.
+            name: how errors name the input.
+
+        Returns:
+            `number` (the digits as text), `confidence` (their product), `unsure`, and
+            `digits`: each digit's answer, left to right.
+        """
         digits = imaging.split_digits(source, name)
         answers = self.predict_arrays(np.stack([d.image for d in digits]))
         return {

@@ -16,7 +16,14 @@ from mnist_cnn.reporting.report import REPORT, embedded_png
 
 class Run:
     """A run directory: its settings, metrics, history and report, read when asked for.
-    `result` is training's RunResult, when the run was just trained."""
+
+    Args:
+        path: the run directory (`runs/fast-20261201-045056`).
+        result: training's RunResult, when the run was just trained here.
+
+    Raises:
+        RunError: the folder is not a run directory.
+    """
 
     def __init__(self, path: str | os.PathLike, result: object = None):
         self.path = Path(path)
@@ -26,6 +33,7 @@ class Run:
 
     @property
     def name(self) -> str:
+        """The network's name: a catalogue entry's, or your own."""
         return str(self.config["model"])
 
     @property
@@ -46,10 +54,12 @@ class Run:
 
     @property
     def report_path(self) -> Path:
+        """report.html: the run on one page."""
         return self.path / REPORT
 
     @property
     def model_path(self) -> Path:
+        """model.keras: the trained model."""
         return self.path / rundir.MODEL
 
     def __repr__(self) -> str:
