@@ -112,9 +112,10 @@ def blocks(path: Path):
             continue
         indent, fence, info = match.groups()
         before = lines[i - 1].strip() if i else ""
+        closing = re.compile(re.escape(fence[0]) + f"{{{len(fence)},}}")
         body = []
         j = i + 1
-        while j < len(lines) and not lines[j].strip().startswith(fence):
+        while j < len(lines) and not closing.fullmatch(lines[j].strip()):
             text = lines[j]
             body.append((j + 1, text[len(indent) :] if text.startswith(indent) else text))
             j += 1
