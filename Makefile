@@ -8,12 +8,12 @@ MODEL  ?= fast
 CHROMIUM ?= /usr/bin/chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run check test lint clean
+.PHONY: run check test lint docs docs-serve clean
 
 $(BIN)/mnist-cnn: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,cluster]'
+	$(BIN)/python -m pip install -q -e '.[test,cluster,docs]'
 	touch $@
 
 run: $(BIN)/mnist-cnn
@@ -38,10 +38,19 @@ test: $(BIN)/mnist-cnn $(CHROMIUM)
 	$(BIN)/mnist-cnn data download
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
+	$(MAKE) docs
 	$(BIN)/python -m pytest -n 2 --dist loadscope
+
+# The documentation site (mkdocs.yml, docs/): built strict, so a broken link or page fails.
+docs: $(BIN)/mnist-cnn
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	@echo "docs: site/index.html"
+
+docs-serve: $(BIN)/mnist-cnn
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
 lint: $(BIN)/mnist-cnn
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build site src/*.egg-info .pytest_cache .ruff_cache

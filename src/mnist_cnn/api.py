@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from mnist_cnn.reporting.run import Run
 
 
-def train(model: str | None = None, **settings) -> Run:
+def train(model: str | None = None, **settings: Any) -> Run:
     """Train a network and write its run directory: `mnist-cnn train`.
 
     Args:
@@ -83,7 +84,7 @@ def sweep(
     cpus_per_trial: int = 1,
     out: str | os.PathLike = "runs",
     address: str | None = None,
-    **settings,
+    **settings: Any,
 ) -> dict:
     """Try settings on Ray, rank the trials on validation and test the best once:
     `mnist-cnn sweep`.
