@@ -225,13 +225,13 @@ def refusal(argv: list[str], checks: bool = True) -> str | None:
     """None if the real parser and (with `checks`) the Keras-free checks accept `argv`; else
     the text after `error: ` of the one line the program would print."""
     from mnist_cnn.cli.common import input_errors
-    from mnist_cnn.cli.main import build_parser
+    from mnist_cnn.cli.main import parse_args
     from mnist_cnn.errors import first_line
 
     said = io.StringIO()
     try:
         with contextlib.redirect_stderr(said), contextlib.redirect_stdout(io.StringIO()):
-            args = build_parser().parse_args(argv)
+            args = parse_args(argv)
     except SystemExit as exc:
         if not exc.code:  # --help
             return None

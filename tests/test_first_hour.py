@@ -89,6 +89,15 @@ def test_a_row_of_digits_without_multi_says_to_use_multi(fast_run, mnist, tmp_pa
     assert [(a["digits_seen"], a["unsure"]) for a in answers] == [(6, True), (1, False)]
 
 
+def test_files_may_follow_the_flags(fast_run):
+    """`predict RUN --multi FILE`, as people write it, not only `predict RUN FILE --multi`."""
+    result = run_cli("predict", fast_run, "--multi", "samples:number-961458")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[1] == "961458"
+    refused = run_cli("predict", fast_run, "--multi", "--bogus", "x.png")
+    assert refused.returncode == 2 and "unrecognized arguments: --bogus" in refused.stderr
+
+
 # --- the HTTP API -----------------------------------------------------------------------------
 
 

@@ -32,5 +32,6 @@ def add_parser(sub) -> None:
         run,
     )
     p.add_argument("runs", nargs="+", metavar="RUN_DIR|MODEL")
+    p.set_defaults(trailing="runs")  # more runs may follow the flags
     p.add_argument("--out", default="compare.html", help="the page (default: compare.html)")
     add_data_dir_option(p)

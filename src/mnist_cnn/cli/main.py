@@ -60,8 +60,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, read as people write it: files may follow the flags too
+    (`predict RUN --multi a.png b.png`), which argparse alone leaves over."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        listed = getattr(args, "trailing", None)
+        if listed is None or any(word.startswith("-") for word in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        setattr(args, listed, [*getattr(args, listed), *extra])
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     if args.debug:
         os.environ["MNIST_CNN_DEBUG"] = "1"
     waits = _say_before_waits(args)

@@ -208,6 +208,7 @@ def add_parser(sub) -> None:
         run,
     )
     p.add_argument("model", metavar="RUN_DIR|MODEL")
+    p.set_defaults(trailing="inputs")  # more inputs may follow the flags
     p.add_argument(
         "inputs",
         nargs="*",
