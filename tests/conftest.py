@@ -117,6 +117,7 @@ COST = {
     "test_export": 50,
     "test_cli": 46,
     "test_report": 41,
+    "test_photos": 40,
 }
 # `make check`'s tier: modules whose tests train nothing and start no server, less any test
 # that asks for a trained run.

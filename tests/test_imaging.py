@@ -46,7 +46,7 @@ def test_dark_ink_on_light_paper_off_centre_on_a_big_canvas(mnist):
     assert _correlation(result.image, digit) > 0.8
     row, col = _mass_centre(result.image)
     assert abs(row - 14) <= 0.75 and abs(col - 14) <= 0.75
-    assert set(result.steps) == {"grey", "ink", "crop", "fitted", "mnist"}
+    assert set(result.steps) == {"grey", "light", "paper", "ink", "crop", "fitted", "mnist"}
     assert max(result.steps["fitted"].shape) == 20
 
 

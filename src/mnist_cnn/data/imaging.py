@@ -19,6 +19,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
+from mnist_cnn.data import photos
+from mnist_cnn.data.photos import otsu
+
 SIZE = 28  # MNIST's canvas
 BOX = 20  # MNIST fits each digit into a 20x20 box
 CENTRE = 14.0  # where MNIST's centres of mass sit (measured: 14.00, 14.01 over 20k digits)
@@ -27,6 +30,7 @@ MIN_CONTRAST = 40  # ink must stand this far (of 255) above the background, else
 MIN_INK_PIXELS = 4
 DENOISE_FRACTION = 160  # strokes are found after a blur of sigma = the shorter side / this
 SPECK = 0.08  # in a row of digits, ink pieces under this share of the largest piece are dirt
+BORDER_SLIVER = 0.2  # ink on the border under this share of the largest piece is not the digit
 SAME_DIGIT_OVERLAP = 0.5  # pieces overlapping this much horizontally belong to one digit
 FRAGMENT = 0.5  # a group less than half as tall as the median digit is a broken stroke
 WORKING_SIDE = 400  # large photos are reduced to about this size before the pixel work
@@ -153,33 +157,21 @@ def _reduce(values: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(values.astype(np.float32), "F").resize(size, Image.BOX))
 
 
-def ink(values: np.ndarray) -> np.ndarray:
-    """White-on-black ink in 0..255 with the (possibly uneven) background removed."""
+def ink(values: np.ndarray) -> photos.Paper:
+    """White-on-black ink in 0..255 with the (possibly uneven) background removed.
+
+    Dark ink on light paper is read by `photos.read_paper` (the sheet, light and shadow,
+    ruled lines); light ink on a dark ground has its background subtracted.
+    """
+    if photos.is_light_paper(values):
+        return photos.read_paper(values)
     height, width = values.shape
-    rim = np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
-    if np.median(rim) > 127:  # light paper: MNIST wants light ink on dark
-        values = 255.0 - values
     # Background: erase the ink with a minimum filter wider than a stroke, then smooth. A
     # third of the page: a digit that fills it has strokes a sixth of the page wide.
     window = max(3, min(height, width) // 3)
     background = ndimage.uniform_filter(ndimage.minimum_filter(values, size=window), size=window)
-    return np.clip(values - background, 0, None)
-
-
-def _otsu(values: np.ndarray, bins: int = 64) -> float:
-    # np.bincount, not np.histogram: the same 64 equal bins over 0..max, ~10x faster.
-    top = max(float(values.max()), 1e-6)
-    index = np.minimum((values.ravel() * (bins / top)).astype(np.intp), bins - 1)
-    histogram = np.bincount(index, minlength=bins)
-    centres = (np.arange(bins) + 0.5) * (top / bins)
-    weight = np.cumsum(histogram)
-    mean = np.cumsum(histogram * centres)
-    total, total_mean = weight[-1], mean[-1]
-    between = np.zeros(len(histogram))
-    valid = (weight > 0) & (weight < total)
-    w0, m0 = weight[valid], mean[valid]
-    between[valid] = (total_mean * w0 - m0 * total) ** 2 / (w0 * (total - w0))
-    return float(centres[np.argmax(between)])
+    strokes = np.clip(values - background, 0, None)
+    return photos.Paper(strokes, background, np.ones(values.shape, bool))
 
 
 def ink_mask(strokes: np.ndarray, label: str = "image") -> tuple[np.ndarray, float]:
@@ -191,9 +183,9 @@ def ink_mask(strokes: np.ndarray, label: str = "image") -> tuple[np.ndarray, flo
     # The ink is the pixels over Otsu's threshold that lie on strokes found after a blur of
     # a 160th of the image: a grainy page's single pixels then stay under the blurred
     # threshold, while strokes, many pixels wide, keep their level.
-    threshold = _otsu(strokes)
+    threshold = otsu(strokes)
     smooth = ndimage.gaussian_filter(strokes, min(strokes.shape) / DENOISE_FRACTION)
-    mask = (strokes >= threshold) & ndimage.binary_dilation(smooth >= _otsu(smooth))
+    mask = (strokes >= threshold) & ndimage.binary_dilation(smooth >= otsu(smooth))
     if mask.sum() < MIN_INK_PIXELS:
         raise ImageError(f"{label}: no digit found (too little ink)")
     return mask, threshold
@@ -221,16 +213,27 @@ def fit_and_centre(strokes: np.ndarray, threshold: float) -> tuple[np.ndarray, n
 def to_mnist(source: Source, name: str | None = None) -> Preprocessed:
     """Turn any image of one digit into an MNIST-style 28x28 uint8 digit.
 
-    Steps (each kept in `steps`): grey, ink (polarity fixed, background removed),
-    crop (to the ink), fitted (20x20 box), and the final centred 28x28 image.
+    Steps (each kept in `steps`): grey, light (the paper's or background's level), paper
+    (the sheet read, True inside), ink (polarity fixed, background removed, squared up to the
+    sheet, ruled lines painted over), crop (to the ink), fitted (20x20 box), and the final
+    centred 28x28 image.
     """
     label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
     grey_levels = _reduce(grey(open_image(source, label)))
-    strokes = ink(grey_levels)
-    mask, threshold = ink_mask(strokes, label)
-    crop = _ink_crop(strokes, _without_specks(mask, SPECK / 4))  # a 5's bar is kept
+    paper = ink(grey_levels)
+    mask, threshold = ink_mask(paper.ink, label)
+    mask = _without_specks(mask, SPECK / 4) & ~_border_slivers(mask)  # a 5's bar is kept
+    crop = _ink_crop(paper.ink, mask)
     fitted, digit = fit_and_centre(crop, threshold)
-    steps = {"grey": grey_levels, "ink": strokes, "crop": crop, "fitted": fitted, "mnist": digit}
+    steps = {
+        "grey": grey_levels,
+        "light": paper.light,
+        "paper": paper.sheet,
+        "ink": paper.ink,
+        "crop": crop,
+        "fitted": fitted,
+        "mnist": digit,
+    }
     return Preprocessed(image=digit, steps=steps)
 
 
@@ -248,6 +251,18 @@ def _without_specks(mask: np.ndarray, share: float) -> np.ndarray:
     return np.isin(pieces, 1 + np.flatnonzero(sizes >= share * sizes.max()))
 
 
+def _border_slivers(mask: np.ndarray) -> np.ndarray:
+    """Small ink pieces on the photo's border (under a fifth of the largest piece): where a
+    shadow's edge meets the border at a slant, the paper's light is not followed into the
+    corner. A digit cropped tightly touches the border too, but it is the largest piece."""
+    pieces, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    sizes = np.bincount(pieces.ravel())
+    sizes[0] = 0
+    rim = np.unique(np.concatenate([pieces[0], pieces[-1], pieces[:, 0], pieces[:, -1]]))
+    small = rim[(rim > 0) & (sizes[rim] < BORDER_SLIVER * sizes.max())]
+    return np.isin(pieces, small)
+
+
 def split_digits(source: Source, name: str | None = None) -> list[Preprocessed]:
     """A row of digits (a house number, "2026" on paper) as MNIST-style digits, left to right.
 
@@ -256,7 +271,7 @@ def split_digits(source: Source, name: str | None = None) -> list[Preprocessed]:
     """
     label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
     grey_levels = _reduce(grey(open_image(source, label)))
-    strokes = ink(grey_levels)
+    strokes = ink(grey_levels).ink
     mask, threshold = ink_mask(strokes, label)
     pieces, count = ndimage.label(mask, structure=np.ones((3, 3)))
     sizes = ndimage.sum(mask, pieces, index=range(1, count + 1))

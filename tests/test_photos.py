@@ -1,0 +1,77 @@
+"""Photos as people take them: a sheet lying at an angle on a darker desk, the hard edge of a
+shadow across the digit, lined and squared paper. Made in code (tests/paper.py) over real
+MNIST test digits, and read as `mnist-cnn predict` reads them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from paper import in_a_shadow, on_a_desk, on_lined_paper, on_squared_paper
+
+from mnist_cnn.data.imaging import ImageError, to_mnist
+
+DIGITS = 20
+
+
+def _correlation(a, b) -> float:
+    return float(np.corrcoef(np.ravel(a).astype(float), np.ravel(b).astype(float))[0, 1])
+
+
+def _photos(render, mnist, seed: int = 11) -> tuple[list, np.ndarray, np.ndarray]:
+    """The first DIGITS MNIST test digits rendered as photos, their labels and the digits."""
+    _, (x_test, y_test) = mnist
+    rng = np.random.default_rng(seed)
+    return [render(x_test[i], rng) for i in range(DIGITS)], y_test[:DIGITS], x_test[:DIGITS]
+
+
+def _likeness(render, mnist) -> list[float]:
+    """How like the clean digit's own MNIST-style image each photo's 28x28 result is (-1 for
+    a photo in which no digit was found)."""
+    photos, _, digits = _photos(render, mnist)
+    scores = []
+    for photo, digit in zip(photos, digits, strict=True):
+        try:
+            scores.append(_correlation(to_mnist(photo).image, to_mnist(digit).image))
+        except ImageError:
+            scores.append(-1.0)
+    return scores
+
+
+@pytest.mark.parametrize("render", [on_a_desk, in_a_shadow], ids=["desk", "shadow"])
+def test_a_trained_model_reads_desk_and_shadow_photos(fast_run, mnist, render):
+    from mnist_cnn.inference.classifier import Classifier
+
+    photos, labels, _ = _photos(render, mnist)
+    answers = Classifier(fast_run).predict_images(photos)
+    read = [
+        (int(label), p.digit, round(p.confidence, 3))
+        for label, (_, p) in zip(labels, answers, strict=True)
+    ]
+    right = sum(label == digit for label, digit, _ in read)
+    print(f"\n{render.__name__}: {right}/{DIGITS} read right (label, answer, p): {read}")
+    assert right / DIGITS >= 0.95
+
+
+@pytest.mark.parametrize(
+    "render", [on_a_desk, in_a_shadow, on_lined_paper, on_squared_paper],
+    ids=["desk", "shadow", "lined", "squared"],
+)  # fmt: skip
+def test_the_result_is_the_digit_not_the_desk_shadow_or_lines(mnist, render):
+    """Model-free: each photo's 28x28 result looks like the clean digit's own."""
+    scores = _likeness(render, mnist)
+    print(f"\n{render.__name__}: likeness median {np.median(scores):.3f}, min {min(scores):.3f}")
+    assert np.median(scores) > 0.9
+    assert np.mean(np.array(scores) > 0.75) >= 0.9, sorted(scores)[:4]
+
+
+def test_the_sheet_is_found_and_squared_up(mnist):
+    """On a desk, only the sheet is read (the steps show which part), turned square to it."""
+    photos, _, _ = _photos(on_a_desk, mnist)
+    for photo in photos[:5]:
+        steps = to_mnist(photo).steps
+        sheet = steps["paper"]
+        assert sheet.shape == steps["grey"].shape
+        assert 0.15 < sheet.mean() < 0.6  # the sheet, not the whole photo
+        rim = np.concatenate([sheet[0], sheet[-1], sheet[:, 0], sheet[:, -1]])
+        assert not rim.any()  # the desk all round it is not read
+        assert steps["grey"][sheet].mean() > steps["grey"][~sheet].mean() + 50
