@@ -162,3 +162,25 @@ def test_split_digits_reads_left_to_right_and_joins_broken_strokes(mnist):
 def test_split_digits_of_a_blank_page():
     with pytest.raises(ImageError, match="no digit found"):
         imaging.split_digits(np.full((50, 200), 250, np.uint8))
+
+
+def test_a_stroke_beside_a_digit_joins_it(mnist):
+    """A short stroke left of a digit (a serif, a slip of the pen) is folded into it: it once
+    raised IndexError, since the fold took the digit's place in the list after the pop."""
+    page = np.zeros((60, 80), np.uint8)
+    page[16:44, 30:58] = mnist[1][0][0]  # a 7
+    page[30:36, 14:24] = 255  # a short dash to its left, apart from it
+    (digit,) = imaging.split_digits(255 - page)
+    assert digit.box[1] <= 16 and not imaging.clearly_several([digit])
+
+
+def test_clearly_several_needs_digits_apart_and_alike(mnist):
+    (x_test, _) = mnist[1]
+    row = np.zeros((40, 120), np.uint8)
+    row[6:34, 10:38], row[6:34, 50:78] = x_test[1], x_test[2]  # a 2 and a 1, 12 px apart
+    assert imaging.clearly_several(imaging.split_digits(row))
+    touching = np.zeros((40, 120), np.uint8)
+    touching[6:34, 10:38] = x_test[3]
+    touching[6:34, 22:50] = np.maximum(touching[6:34, 22:50], x_test[3])  # two 0s overlapping
+    digits = imaging.split_digits(touching)
+    assert len(digits) == 1 or not imaging.clearly_several(digits)

@@ -32,6 +32,7 @@ DENOISE_FRACTION = 160  # strokes are found after a blur of sigma = the shorter 
 SPECK = 0.08  # in a row of digits, ink pieces under this share of the largest piece are dirt
 BORDER_SLIVER = 0.2  # ink on the border under this share of the largest piece is not the digit
 SAME_DIGIT_OVERLAP = 0.5  # pieces overlapping this much horizontally belong to one digit
+SEVERAL_HEIGHT, SEVERAL_GAP = 0.6, 0.1  # a row is clearly several digits (clearly_several)
 FRAGMENT = 0.5  # a group less than half as tall as the median digit is a broken stroke
 WORKING_SIDE = 400  # large photos are reduced to about this size before the pixel work
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -52,6 +53,7 @@ class Preprocessed:
 
     image: np.ndarray
     steps: dict[str, np.ndarray] = field(default_factory=dict)
+    box: tuple[int, int, int, int] | None = None  # a row's digit: (top, left, bottom, right)
 
 
 Source = str | os.PathLike | bytes | Image.Image | np.ndarray
@@ -288,10 +290,28 @@ def split_digits(source: Source, name: str | None = None) -> list[Preprocessed]:
     for group in groups:
         crop = _ink_crop(strokes, np.isin(pieces, [i + 1 for i in group]))
         fitted, digit = fit_and_centre(crop, threshold)
-        digits.append(
-            Preprocessed(image=digit, steps={"crop": crop, "fitted": fitted, "mnist": digit})
+        rows, cols = [boxes[i][0] for i in group], [boxes[i][1] for i in group]
+        box = (
+            min(r.start for r in rows),
+            min(c.start for c in cols),
+            max(r.stop for r in rows),
+            max(c.stop for c in cols),
         )
+        steps = {"crop": crop, "fitted": fitted, "mnist": digit}
+        digits.append(Preprocessed(image=digit, steps=steps, box=box))
     return digits
+
+
+def clearly_several(digits: list[Preprocessed]) -> bool:
+    """Whether `split_digits` found a row of digits beyond doubt: two or more, none much
+    shorter than the tallest, with clear gaps between them. A digit broken in two (a 6
+    whose loop came apart from its stem under a shadow) has no such gap."""
+    if len(digits) < 2:
+        return False
+    heights = [d.box[2] - d.box[0] for d in digits]
+    gaps = [b.box[1] - a.box[3] for a, b in zip(digits, digits[1:], strict=False)]
+    alike = min(heights) >= SEVERAL_HEIGHT * max(heights)
+    return alike and min(gaps) >= SEVERAL_GAP * float(np.median(heights))
 
 
 def _fold_fragments(groups: list[list[int]], boxes) -> list[list[int]]:
@@ -312,7 +332,9 @@ def _fold_fragments(groups: list[list[int]], boxes) -> list[list[int]]:
 
         others = [k for k in range(len(groups)) if k != smallest]
         nearest = min(others, key=lambda k: abs(centre(groups[k]) - centre(groups[smallest])))
-        groups[nearest] = sorted(groups[nearest] + groups.pop(smallest))
+        fragment = groups.pop(smallest)
+        nearest -= nearest > smallest  # the groups after the fragment moved down one
+        groups[nearest] = sorted(groups[nearest] + fragment)
         groups.sort(key=lambda g: min(boxes[i][1].start for i in g))
     return groups
 

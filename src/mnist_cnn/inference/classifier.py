@@ -180,12 +180,12 @@ def _several(prediction: Prediction, source: imaging.Source) -> Prediction:
     """A picture that holds a row of digits gets no confident-looking single digit: it is
     marked unsure with the count, so every output can say "read it with --multi"."""
     try:
-        count = len(imaging.split_digits(source))
+        digits = imaging.split_digits(source)
     except imaging.ImageError:
-        count = 1
-    if count < 2:
         return prediction
-    return replace(prediction, unsure=True, digits_seen=count)
+    if not imaging.clearly_several(digits):
+        return prediction
+    return replace(prediction, unsure=True, digits_seen=len(digits))
 
 
 def compiled_forward(model) -> Callable[[np.ndarray], np.ndarray]:
