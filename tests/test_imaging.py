@@ -171,16 +171,18 @@ def test_a_stroke_beside_a_digit_joins_it(mnist):
     page[16:44, 30:58] = mnist[1][0][0]  # a 7
     page[30:36, 14:24] = 255  # a short dash to its left, apart from it
     (digit,) = imaging.split_digits(255 - page)
-    assert digit.box[1] <= 16 and not imaging.clearly_several([digit])
+    assert digit.box[1] <= 16 and to_mnist(255 - page).digits_seen == 1
 
 
 def test_clearly_several_needs_digits_apart_and_alike(mnist):
     (x_test, _) = mnist[1]
     row = np.zeros((40, 120), np.uint8)
     row[6:34, 10:38], row[6:34, 50:78] = x_test[1], x_test[2]  # a 2 and a 1, 12 px apart
-    assert imaging.clearly_several(imaging.split_digits(row))
+    assert imaging.clearly_several([d.box for d in imaging.split_digits(row)])
+    assert to_mnist(row).digits_seen == 2
     touching = np.zeros((40, 120), np.uint8)
     touching[6:34, 10:38] = x_test[3]
     touching[6:34, 22:50] = np.maximum(touching[6:34, 22:50], x_test[3])  # two 0s overlapping
     digits = imaging.split_digits(touching)
-    assert len(digits) == 1 or not imaging.clearly_several(digits)
+    assert len(digits) == 1 or not imaging.clearly_several([d.box for d in digits])
+    assert to_mnist(touching).digits_seen == 1

@@ -54,6 +54,7 @@ class Preprocessed:
     image: np.ndarray
     steps: dict[str, np.ndarray] = field(default_factory=dict)
     box: tuple[int, int, int, int] | None = None  # a row's digit: (top, left, bottom, right)
+    digits_seen: int = 1  # to_mnist: more than 1 when the image is clearly a row of digits
 
 
 Source = str | os.PathLike | bytes | Image.Image | np.ndarray
@@ -224,6 +225,8 @@ def to_mnist(source: Source, name: str | None = None) -> Preprocessed:
     grey_levels = _reduce(grey(open_image(source, label)))
     paper = ink(grey_levels)
     mask, threshold = ink_mask(paper.ink, label)
+    _, groups, boxes = _digit_groups(mask)
+    row = [_box_of(group, boxes) for group in groups]  # a row of digits, if it is one
     mask = _without_specks(mask, SPECK / 4) & ~_border_slivers(mask)  # a 5's bar is kept
     crop = _ink_crop(paper.ink, mask)
     fitted, digit = fit_and_centre(crop, threshold)
@@ -236,7 +239,9 @@ def to_mnist(source: Source, name: str | None = None) -> Preprocessed:
         "fitted": fitted,
         "mnist": digit,
     }
-    return Preprocessed(image=digit, steps=steps)
+    return Preprocessed(
+        image=digit, steps=steps, digits_seen=len(row) if clearly_several(row) else 1
+    )
 
 
 def _ink_crop(strokes: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -275,6 +280,18 @@ def split_digits(source: Source, name: str | None = None) -> list[Preprocessed]:
     grey_levels = _reduce(grey(open_image(source, label)))
     strokes = ink(grey_levels).ink
     mask, threshold = ink_mask(strokes, label)
+    pieces, groups, boxes = _digit_groups(mask)
+    digits = []
+    for group in groups:
+        crop = _ink_crop(strokes, np.isin(pieces, [i + 1 for i in group]))
+        fitted, digit = fit_and_centre(crop, threshold)
+        steps = {"crop": crop, "fitted": fitted, "mnist": digit}
+        digits.append(Preprocessed(image=digit, steps=steps, box=_box_of(group, boxes)))
+    return digits
+
+
+def _digit_groups(mask: np.ndarray) -> tuple[np.ndarray, list[list[int]], list]:
+    """The ink's pieces (labelled), grouped into digits left to right, and each piece's box."""
     pieces, count = ndimage.label(mask, structure=np.ones((3, 3)))
     sizes = ndimage.sum(mask, pieces, index=range(1, count + 1))
     boxes = ndimage.find_objects(pieces)
@@ -285,31 +302,28 @@ def split_digits(source: Source, name: str | None = None) -> list[Preprocessed]:
             groups[-1].append(i)
         else:
             groups.append([i])
-    groups = _fold_fragments(groups, boxes)
-    digits = []
-    for group in groups:
-        crop = _ink_crop(strokes, np.isin(pieces, [i + 1 for i in group]))
-        fitted, digit = fit_and_centre(crop, threshold)
-        rows, cols = [boxes[i][0] for i in group], [boxes[i][1] for i in group]
-        box = (
-            min(r.start for r in rows),
-            min(c.start for c in cols),
-            max(r.stop for r in rows),
-            max(c.stop for c in cols),
-        )
-        steps = {"crop": crop, "fitted": fitted, "mnist": digit}
-        digits.append(Preprocessed(image=digit, steps=steps, box=box))
-    return digits
+    return pieces, _fold_fragments(groups, boxes), boxes
 
 
-def clearly_several(digits: list[Preprocessed]) -> bool:
-    """Whether `split_digits` found a row of digits beyond doubt: two or more, none much
-    shorter than the tallest, with clear gaps between them. A digit broken in two (a 6
-    whose loop came apart from its stem under a shadow) has no such gap."""
-    if len(digits) < 2:
+def _box_of(group: list[int], boxes) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) around a group of pieces."""
+    rows, cols = [boxes[i][0] for i in group], [boxes[i][1] for i in group]
+    return (
+        min(r.start for r in rows),
+        min(c.start for c in cols),
+        max(r.stop for r in rows),
+        max(c.stop for c in cols),
+    )
+
+
+def clearly_several(row: list[tuple[int, int, int, int]]) -> bool:
+    """Whether digits' boxes, left to right, are a row of digits beyond doubt: two or more,
+    none much shorter than the tallest, with clear gaps between them. A digit broken in two
+    (a 6 whose loop came apart from its stem under a shadow) has no such gap."""
+    if len(row) < 2:
         return False
-    heights = [d.box[2] - d.box[0] for d in digits]
-    gaps = [b.box[1] - a.box[3] for a, b in zip(digits, digits[1:], strict=False)]
+    heights = [bottom - top for top, _, bottom, _ in row]
+    gaps = [b[1] - a[3] for a, b in zip(row, row[1:], strict=False)]
     alike = min(heights) >= SEVERAL_HEIGHT * max(heights)
     return alike and min(gaps) >= SEVERAL_GAP * float(np.median(heights))
 

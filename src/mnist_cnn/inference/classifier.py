@@ -125,8 +125,8 @@ class Classifier:
         good = [p.image for p in prepared if isinstance(p, imaging.Preprocessed)]
         answers = iter(self.predict_arrays(np.stack(good)) if good else [])
         return [
-            (p, _several(next(answers), source) if isinstance(p, imaging.Preprocessed) else None)
-            for p, source in zip(prepared, sources, strict=True)
+            (p, _several(next(answers), p) if isinstance(p, imaging.Preprocessed) else None)
+            for p in prepared
         ]
 
     def predict_number(self, source: imaging.Source, name: str | None = None) -> dict:
@@ -176,16 +176,12 @@ def answer(
     )
 
 
-def _several(prediction: Prediction, source: imaging.Source) -> Prediction:
-    """A picture that holds a row of digits gets no confident-looking single digit: it is
-    marked unsure with the count, so every output can say "read it with --multi"."""
-    try:
-        digits = imaging.split_digits(source)
-    except imaging.ImageError:
+def _several(prediction: Prediction, prepared: imaging.Preprocessed) -> Prediction:
+    """A picture that clearly holds a row of digits gets no confident-looking single digit:
+    it is marked unsure with the count, so every output can say "read it with --multi"."""
+    if prepared.digits_seen < 2:
         return prediction
-    if not imaging.clearly_several(digits):
-        return prediction
-    return replace(prediction, unsure=True, digits_seen=len(digits))
+    return replace(prediction, unsure=True, digits_seen=prepared.digits_seen)
 
 
 def compiled_forward(model) -> Callable[[np.ndarray], np.ndarray]:
