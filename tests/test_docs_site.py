@@ -81,7 +81,10 @@ def test_the_site_loads_nothing_from_other_hosts(site):
         assert outside == [], f"{sheet.relative_to(site)} loads {outside}"
     fonts = "fonts.googleapis.com", "fonts.gstatic.com"
     for page in pages:
-        assert not any(host in page.read_text(encoding="utf-8") for host in fonts), page
+        text = page.read_text(encoding="utf-8")
+        assert not any(host in text for host in fonts), page
+        links = re.findall(r'href="(https?://[^"/]+)', text)  # nor does it send readers away
+        assert set(links) <= {"http://127.0.0.1:8000", "http://127.0.0.1:8001"}, (page, links)
 
 
 def test_the_api_page_is_made_from_the_docstrings(site):
