@@ -27,7 +27,7 @@ from PIL import Image
 from scipy import ndimage
 
 from mnist_cnn.atomic import atomic_write
-from mnist_cnn.data import imaging
+from mnist_cnn.data import imaging, photos
 from mnist_cnn.data.datasets import DEFAULT_CACHE
 from mnist_cnn.data.imaging import ImageError, to_mnist
 
@@ -203,11 +203,11 @@ def build_suite(
 
 def _key(images: np.ndarray, labels: np.ndarray, per_change: int | None, seed: int) -> str:
     """What the suite depends on: the digits, the sample, the seed, and the code that draws
-    and reads the pages (this module and imaging.py)."""
+    and reads the pages (this module, imaging.py and the photos.py it reads paper with)."""
     digest = hashlib.sha256(f"{per_change}:{seed}:".encode())
     for part in (images, labels):
         digest.update(np.ascontiguousarray(part).tobytes())
-    for module in (__file__, imaging.__file__):
+    for module in (__file__, imaging.__file__, photos.__file__):
         digest.update(Path(module).read_bytes())
     return digest.hexdigest()[:24]
 
