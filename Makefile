@@ -13,7 +13,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(BIN)/mnist-cnn: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,cluster,docs]'
+	$(BIN)/python -m pip install -q -e '.[test,cluster,docs,tracking]'
 	touch $@
 
 run: $(BIN)/mnist-cnn

@@ -101,7 +101,14 @@ def http_server():
 # `make test` runs on both cores with pytest-xdist, a module at a time per worker (so its
 # module-scoped runs are trained once), except that the tests that time themselves or hold
 # ports and clusters form one unit together: they never share the two cores with each other.
-TIMING_SENSITIVE = {"test_resume", "test_server", "test_page", "test_cluster", "test_fuzz"}
+TIMING_SENSITIVE = {
+    "test_resume",
+    "test_server",
+    "test_page",
+    "test_cluster",
+    "test_fuzz",
+    "test_tracking",
+}
 # Seconds each unit took, run alone one after another (pytest --durations, 2026-12-01): the
 # heaviest go first, so that neither worker is left alone with a long module at the end.
 COST = {
@@ -118,6 +125,7 @@ COST = {
     "test_cli": 46,
     "test_report": 41,
     "test_photos": 40,
+    "test_tracking": 240,  # a run, a sweep and a run whose server dies; runs in "timing"
 }
 # `make check`'s tier: modules whose tests train nothing and start no server, less any test
 # that asks for a trained run.

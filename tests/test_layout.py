@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).parents[1]
 SOURCE = ROOT / "src" / "mnist_cnn"
 LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))
-HEAVY = ("keras", "tensorflow", "jax", "torch", "matplotlib", "ray")
+HEAVY = ("keras", "tensorflow", "jax", "torch", "matplotlib", "ray", "mlflow")
 
 
 def lint_imports(source_root: Path = ROOT / "src"):
@@ -113,6 +113,7 @@ def test_every_command_keeps_its_flags(command):
         ["models"],
         ["models", "--json"],
         ["train", "x", "--epochs", "0"],
+        ["train", "x", "--epochs", "0", "--track", "http://127.0.0.1:9"],  # MLflow: when used
     ],
 )
 def test_help_models_and_a_bad_flag_load_no_keras(argv):

@@ -23,7 +23,7 @@ from mnist_cnn.cli.train import (
     train_fields,
 )
 
-UNSWEPT = {"out", "data_dir", "resume", "set", "samples", "scheduler", "address", "json"}
+UNSWEPT = {"out", "data_dir", "resume", "set", "samples", "scheduler", "address", "json", "track"}
 
 
 EACH_WHOLE = {"arch", "augmentation"}  # values hold commas: one per --set
@@ -103,6 +103,8 @@ def run(args) -> None:
     except sweep.SweepInterrupted as exc:
         print(f"{PROG} sweep: {exc}", file=sys.stderr, flush=True)
         raise Interrupted() from None
+    if record.get("tracking"):  # MLflow stopped answering: the sweep is whole, its copy is not
+        print(f"{PROG} sweep: warning: {record['tracking']}", file=sys.stderr, flush=True)
     if args.json:
         keys = ("sweep_dir", "status", "trials", "selected", "selected_by")
         print_json({key: record[key] for key in keys})

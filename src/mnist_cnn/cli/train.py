@@ -5,6 +5,8 @@ Its flags (the network, the run, the recipe) are sweep's too: `add_network_optio
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +30,7 @@ RUN_FLAGS = {  # train's flags beyond the recipe: flag -> TrainConfig field
     "--limit": "limit",
     "--ensemble": "ensemble",
     "--mix-mnist": "mix_mnist",
+    "--track": "track",
 }
 
 
@@ -51,6 +54,8 @@ def check_train_flags(args) -> None:
         raise UsageError(str(exc)) from None
     if args.arch is not None and layer_list.python_file(args.arch) is None:
         layer_list.parse(args.arch)
+    if run["track"] and importlib.util.find_spec("mlflow") is None:  # found, not imported
+        raise UsageError("tracking needs MLflow: pip install 'mnist-cnn[tracking]'")
 
 
 def train_fields(args) -> dict:
@@ -67,6 +72,7 @@ def train_fields(args) -> dict:
         "out": args.out,
         "mix_mnist": args.mix_mnist or 0,
         "ensemble": 1 if args.ensemble is None else args.ensemble,
+        "track": args.track or os.environ.get("MLFLOW_TRACKING_URI") or None,
     }
 
 
@@ -109,6 +115,8 @@ def run(args) -> None:
     except TrainingInterrupted as exc:
         print(f"{PROG} train: {exc}", file=sys.stderr, flush=True)
         raise Interrupted() from None
+    if result.tracking:  # MLflow stopped answering: the run is whole, its copy there is not
+        print(f"{PROG} train: warning: {result.tracking}", file=sys.stderr, flush=True)
     summary = result.summary()
     notes = _notes(summary["run_dir"])
     if notes:  # what was made of a pasted model: lines not read, a softmax added
@@ -188,6 +196,12 @@ def add_network_options(parser) -> None:
         type=int,
         metavar="N",
         help="with --dataset folder:PATH, mix N MNIST training digits in (so as not to forget)",
+    )
+    parser.add_argument(
+        "--track",
+        metavar="URI",
+        help="log the run to this MLflow tracking server too (default: $MLFLOW_TRACKING_URI "
+        "if set; needs pip install 'mnist-cnn[tracking]')",
     )
     add_data_options(parser)
     add_recipe_options(parser)

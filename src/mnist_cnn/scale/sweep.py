@@ -18,6 +18,7 @@ SWEEP_DIR/
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,8 +83,9 @@ def trial_dir_name(trial) -> str:
     return trial.trial_id
 
 
-def _trial(params: dict, base: dict, trials_dir: str) -> None:
-    """One trial on some node: `train` with these settings, or its run carried on."""
+def _trial(params: dict, base: dict, trials_dir: str, parent: str | None = None) -> None:
+    """One trial on some node: `train` with these settings, or its run carried on; logged
+    to MLflow as a child of `parent` (the sweep's MLflow run), if given."""
     from ray import tune
 
     from mnist_cnn import training
@@ -105,8 +107,11 @@ def _trial(params: dict, base: dict, trials_dir: str) -> None:
         if not (run_dir / rundir.MODEL).exists():  # (else it finished: just say so again)
             training.resume(run_dir, [Report()], verbose=0, test=False)
     else:
-        config = training.TrainConfig(**{**base, **params, "verbose": 0})
-        training.train(config, [Report()], run_dir=run_dir, test=False)
+        track = base.get("track") if parent else None
+        config = training.TrainConfig(**{**base, **params, "verbose": 0, "track": track})
+        result = training.train(config, [Report()], run_dir, False, tracked_under=parent)
+        if result.tracking:  # on the worker's stderr, which Ray shows the driver's
+            print(f"mnist-cnn sweep: warning: {run_dir.name}: {result.tracking}", file=sys.stderr)
     history = rundir.read_history(run_dir / rundir.HISTORY)
     tune.report({**history[-1], **_chosen(history, run_dir), "epoch": history[-1]["epoch"]})
 
@@ -122,10 +127,10 @@ def _chosen(history: list[dict], run_dir: Path) -> dict:
     return {key: row[key] for key in ("val_accuracy", "val_loss", "epoch") if key in row}
 
 
-def _trainable(base: dict, trials_dir: Path, cpus: int):
+def _trainable(base: dict, trials_dir: Path, cpus: int, parent: str | None = None):
     from ray import tune
 
-    bound = tune.with_parameters(_trial, base=base, trials_dir=str(trials_dir))
+    bound = tune.with_parameters(_trial, base=base, trials_dir=str(trials_dir), parent=parent)
     return tune.with_resources(bound, {"cpu": cpus})
 
 
@@ -254,8 +259,15 @@ def run_sweep(
         }
         atomic_write_json(sweep_dir / SWEEP_FILE, record)
         say(f"sweep: {sweep_dir} on {ray_cluster.describe()}")
-        tuner = _tuner(plan, sweep_dir, say)
-        return _run(tuner, plan, sweep_dir, record, say)
+        from mnist_cnn.training import tracking
+
+        parent = tracking.start_sweep(plan.base.get("track"), sweep_dir, plan.base, plan.values)
+        try:
+            record = _run(_tuner(plan, sweep_dir, say, parent.run_id), plan, sweep_dir, record, say)
+        except BaseException as exc:
+            tracking.finish_sweep(parent, sweep_dir, None, tracking.status_of(exc))
+            raise
+        return {**record, "tracking": tracking.finish_sweep(parent, sweep_dir, record)}
 
 
 def resume_sweep(
@@ -284,7 +296,7 @@ def resume_sweep(
         return _run(tuner, plan, sweep_dir, {**record, "status": "running"}, say)
 
 
-def _tuner(plan: Plan, sweep_dir: Path, say):
+def _tuner(plan: Plan, sweep_dir: Path, say, parent: str | None = None):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
@@ -300,7 +312,7 @@ def _tuner(plan: Plan, sweep_dir: Path, say):
             reduction_factor=2,
         )
     return tune.Tuner(
-        _trainable(plan.base, sweep_dir / TRIALS, plan.cpus),
+        _trainable(plan.base, sweep_dir / TRIALS, plan.cpus, parent),
         param_space=search_space(plan.values, plan.samples),
         tune_config=tune.TuneConfig(
             num_samples=plan.samples or 1,

@@ -54,6 +54,7 @@ class TrainConfig:
     mix_mnist: int = 0  # MNIST training digits mixed into a folder dataset's training part
     ensemble: int = 1  # train this many members (seeds seed, seed+1, ...) and average them
     verbose: int | str = "auto"
+    track: str | None = None  # an MLflow tracking URI: the run is logged there too
 
 
 @dataclass
@@ -65,6 +66,7 @@ class RunResult:
     train_seconds: float
     history: list[dict] = field(default_factory=list)
     data: dict | None = None  # for a folder dataset: what was read and skipped
+    tracking: str | None = None  # what MLflow did not log (a server that stopped answering)
 
     def summary(self) -> dict:
         summary = {

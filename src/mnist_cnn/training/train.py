@@ -23,6 +23,7 @@ from mnist_cnn.data import datasets
 from mnist_cnn.models import loading
 from mnist_cnn.models.ensemble import ensemble_of
 from mnist_cnn.stopwatch import Stopwatch
+from mnist_cnn.training import tracking
 from mnist_cnn.training.callbacks import CHECKPOINTS, HistoryWriter, StopRequest, history_of
 from mnist_cnn.training.config import (
     MemberRunner,
@@ -48,6 +49,7 @@ def train(
     run_dir: str | os.PathLike | None = None,
     test: bool = True,
     member_runner: MemberRunner | None = None,
+    tracked_under: str | None = None,
 ) -> RunResult:
     """Train one network and write its complete run directory.
 
@@ -55,6 +57,8 @@ def train(
     `run_dir`: this folder instead of a new OUT/NAME-STAMP. `test=False` stops before the
     test set (a sweep's trial): `finish()` scores the run later, if it is the one chosen.
     `member_runner` trains an ensemble's members elsewhere, side by side.
+    `config.track`: log the run to this MLflow server too (`tracked_under`: as a child of
+    this MLflow run, a sweep's); `RunResult.tracking` says what it did not take.
     """
     watch = Stopwatch()
     config = replace(config, dataset=datasets.dataset_name(config.dataset))  # folder: absolute
@@ -80,7 +84,17 @@ def train(
         recorded["data"] = about_data
     atomic_write_json(run_dir / rundir.CONFIG, recorded)
     loaded = (data, about_data)
-    return _run(config, entry, settings, run_dir, loaded, callbacks, [], test, member_runner, watch)
+    tracker = tracking.start_run(config.track, run_dir, entry.name, settings, tracked_under)
+    callbacks = [*callbacks, *tracking.callbacks(tracker, run_dir, config.ensemble > 1)]
+    try:
+        result = _run(
+            config, entry, settings, run_dir, loaded, callbacks, [], test, member_runner, watch
+        )
+    except BaseException as exc:
+        tracking.finish_run(tracker, run_dir, {}, tracking.status_of(exc))
+        raise
+    result.tracking = tracking.finish_run(tracker, run_dir, result.metrics)
+    return result
 
 
 def resume(
