@@ -107,6 +107,7 @@ TIMING_SENSITIVE = {
     "test_page",
     "test_cluster",
     "test_fuzz",
+    "test_ray_serve",
     "test_tracking",
 }
 # Seconds each unit took, run alone one after another (pytest --durations, 2026-12-01): the
@@ -125,6 +126,7 @@ COST = {
     "test_cli": 46,
     "test_report": 41,
     "test_photos": 40,
+    "test_ray_serve": 110,  # a 3-node Ray cluster, 2 replicas, a node killed; in "timing"
     "test_tracking": 240,  # a run, a sweep and a run whose server dies; runs in "timing"
 }
 # `make check`'s tier: modules whose tests train nothing and start no server, less any test

@@ -7,10 +7,12 @@ import sys
 from mnist_cnn.cli.common import (
     PROG,
     UsageError,
+    add_address_option,
     add_command,
     add_min_confidence_option,
     check_min_confidence,
     load_keras,
+    log,
 )
 
 
@@ -22,12 +24,15 @@ def run(args) -> None:
         raise UsageError(f"--workers must be between 1 and 64, got {args.workers}")
     if args.workers > 1 and args.port == 0:
         raise UsageError("--port 0 (any free port) works with one worker only")
+    address = _address(args)
     from mnist_cnn import rundir
 
     warning = None
     if args.model is None:
         args.model, warning = rundir.run_to_serve(args.runs)
     model = rundir.model_path(args.model, rundir.MODEL_SUFFIXES)
+    if address:
+        return _serve_on_cluster(args, address, model, warning)
     if model.suffix != ".onnx":
         load_keras(intra_op_threads=1)  # requests run side by side, one core each
     from mnist_cnn.server import serve
@@ -45,6 +50,48 @@ def run(args) -> None:
         max_body=int(args.max_body_mb * 1024 * 1024),
         min_confidence=args.min_confidence,
         workers=args.workers,
+    )
+
+
+def _address(args) -> str | None:
+    """--address (or $RAY_ADDRESS): Ray Serve on that cluster; its flags checked at once."""
+    from mnist_cnn.scale.cluster import address_or_default
+
+    if not 1 <= args.replicas <= 64:
+        raise UsageError(f"--replicas must be between 1 and 64, got {args.replicas}")
+    address = address_or_default(args.address)
+    if address is None and args.replicas != 1:
+        raise UsageError("--replicas N serves on a Ray cluster; add --address")
+    if address and args.workers != 1:
+        raise UsageError("--workers is for one machine; on a Ray cluster use --replicas N")
+    if address and args.port == 0:
+        raise UsageError("--port 0 (any free port) works without --address only")
+    return address
+
+
+def _serve_on_cluster(args, address: str, model, warning: str | None) -> None:
+    """The same app as N Ray Serve replicas across the cluster, until Ctrl-C."""
+    from mnist_cnn.scale import cluster, serving
+
+    cluster.check_ready(address)  # no Ray, or nobody at the address: one line, now
+    if warning:
+        print(f"{PROG} serve: warning: {warning}", file=sys.stderr)
+    log.info(f"starting {args.replicas} replica(s) on Ray Serve at {address} ...")
+
+    def ready(url: str, where) -> None:
+        print(
+            f"serving {model} ({_accuracy(model)}) with {args.replicas} replica(s) on "
+            f"{where.describe()} at {url} (Ctrl-C stops)",
+            flush=True,
+        )
+
+    settings = {
+        "model": str(model.resolve()),
+        "max_body": int(args.max_body_mb * 1024 * 1024),
+        "min_confidence": args.min_confidence,
+    }
+    serving.serve_on_cluster(
+        address, model.resolve(), args.host, args.port, args.replicas, settings, ready
     )
 
 
@@ -92,3 +139,11 @@ def add_parser(sub) -> None:
         help="refuse request bodies larger than this with 413 (default: 5)",
     )
     add_min_confidence_option(p)
+    add_address_option(p, "serve on a Ray cluster with Ray Serve (its proxy on the head node)")
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --address: copies of the app across the cluster, one CPU each (default: 1)",
+    )
