@@ -108,6 +108,7 @@ TIMING_SENSITIVE = {
     "test_cluster",
     "test_fuzz",
     "test_ray_serve",
+    "test_v2",
     "test_tracking",
 }
 # Seconds each unit took, run alone one after another (pytest --durations, 2026-12-01): the

@@ -20,6 +20,7 @@ from PIL import Image
 
 from mnist_cnn import rundir
 from mnist_cnn.data import datasets, imaging
+from mnist_cnn.server import v2
 from mnist_cnn.server.app import RequestError, pixels_of
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
@@ -138,6 +139,69 @@ def test_predict_endpoint_over_http(server, body, content_type):
     assert response.headers["content-type"].startswith("application/json")
     if response.status_code != 200:
         assert response.json()["error"]
+
+
+@st.composite
+def v2_bodies(draw):
+    """Open Inference Protocol requests, mostly well-formed with a few wrong parts; or anything."""
+    if draw(st.integers(0, 3)) == 0:
+        return draw(JSON_VALUES)
+    n = draw(st.integers(0, 2))
+    shape = draw(st.sampled_from([[n, 28, 28], [n, 28, 28, 1], [n, 784]]))
+    fill = draw(st.sampled_from([0, 255, 0.5, 1.0]))
+    data = [fill] * (n * 784)
+    for _ in range(draw(st.integers(0, 3)) if data else 0):
+        data[draw(st.integers(0, len(data) - 1))] = draw(JSON_VALUES)
+    if data and draw(st.booleans()):  # nested as the shape, as the protocol allows
+        data = np.asarray(data, dtype=object).reshape(shape).tolist()
+    tensor = {
+        "name": "images",
+        "shape": shape,
+        "datatype": draw(st.sampled_from(["UINT8", "FP32", "INT64", "BYTES"])),
+        "data": data,
+    }
+    for _ in range(draw(st.integers(0, 2))):
+        tensor[draw(st.sampled_from([*tensor, "parameters"]))] = draw(JSON_VALUES)
+    body = {"inputs": [tensor]}
+    for key in draw(st.lists(st.sampled_from(["id", "outputs", "parameters", "inputs"]))):
+        body[key] = draw(JSON_VALUES)
+    return body
+
+
+@FUZZ
+@given(v2_bodies(), st.sampled_from(["json", "binary", "header"]), st.text(max_size=6))
+def test_v2_request_parser(payload, kind, header):
+    """JSON data; Triton's binary data (JSON, then raw bytes); or a wrong length header."""
+    body = json.dumps(payload, allow_nan=True).encode()
+    binary_header = None if kind == "json" else str(len(body)) if kind == "binary" else header
+    if kind != "json":
+        body += b"\x00\x7f" * 392  # one digit of raw UINT8, or 196 FP32 numbers
+    try:
+        request_id, digits, wanted = v2.parse_request(body, binary_header)
+    except v2.ProtocolError as exc:
+        assert exc.status == 400 and str(exc)
+        return
+    assert digits.dtype == np.uint8 and digits.shape[1:] == (28, 28)
+    assert request_id is None or isinstance(request_id, str)
+    assert wanted and set(wanted) <= set(v2.OUTPUTS)
+
+
+@FUZZ
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        v2_bodies().map(lambda p: json.dumps(p, allow_nan=True).encode()),
+    ),
+    st.sampled_from(["/v2/models/fast/infer", "/v2/models/fast/versions/1/infer"]),
+)
+def test_v2_infer_over_http(server, body, path):
+    response = httpx.post(f"{server}{path}", content=body, timeout=30)
+    assert response.status_code in (200, 400, 413), response.text
+    assert response.headers["content-type"].startswith("application/json")
+    if response.status_code != 200:
+        assert set(response.json()) == {"error"} and response.json()["error"]
+    else:
+        assert response.json()["model_name"] == "fast"
 
 
 def test_the_server_survived_the_fuzzing(server):

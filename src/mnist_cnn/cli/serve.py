@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 
 from mnist_cnn.cli.common import (
@@ -20,6 +22,7 @@ def run(args) -> None:
     if not 0 < args.max_body_mb <= 1024:
         raise UsageError(f"--max-body-mb must be between 0 and 1024, got {args.max_body_mb}")
     check_min_confidence(args.min_confidence)
+    _use_model_name(args.model_name)
     if not 1 <= args.workers <= 64:
         raise UsageError(f"--workers must be between 1 and 64, got {args.workers}")
     if args.workers > 1 and args.port == 0:
@@ -95,6 +98,15 @@ def _serve_on_cluster(args, address: str, model, warning: str | None) -> None:
     )
 
 
+def _use_model_name(name: str | None) -> None:
+    """`--model-name`: the model's name in /v2/models/NAME (it goes in URLs, so no slashes)."""
+    if name is None:
+        return
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        raise UsageError(f"--model-name takes letters, digits, '.', '_' and '-', got {name!r}")
+    os.environ["MNIST_CNN_MODEL_NAME"] = name  # server.v2.NAME_ENV, read as the app is built
+
+
 def _accuracy(model) -> str:
     """What the model scored on the test set, as its run recorded it, for the first line."""
     from mnist_cnn import rundir
@@ -139,6 +151,12 @@ def add_parser(sub) -> None:
         help="refuse request bodies larger than this with 413 (default: 5)",
     )
     add_min_confidence_option(p)
+    p.add_argument(
+        "--model-name",
+        metavar="NAME",
+        help="the model's name in the Open Inference Protocol, /v2/models/NAME "
+        "(default: the run's model, e.g. fast)",
+    )
     add_address_option(p, "serve on a Ray cluster with Ray Serve (its proxy on the head node)")
     p.add_argument(
         "--replicas",

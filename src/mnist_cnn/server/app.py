@@ -29,6 +29,7 @@ from mnist_cnn.backend import versions
 from mnist_cnn.data import imaging
 from mnist_cnn.inference import MIN_CONFIDENCE
 from mnist_cnn.inference.classifier import Classifier
+from mnist_cnn.server import v2
 from mnist_cnn.server.limits import BodyLimit
 
 DEFAULT_MAX_BODY = 5 * 1024 * 1024
@@ -119,6 +120,7 @@ def create_app(classifier: Classifier, max_body: int = DEFAULT_MAX_BODY) -> Fast
         return FileResponse(STATIC / "index.html")
 
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
+    api.include_router(v2.router(classifier, info))  # the Open Inference Protocol, /v2/...
 
     @api.get("/healthz", summary="Health check")
     def healthz() -> dict:
