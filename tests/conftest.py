@@ -124,6 +124,7 @@ COST = {
     "test_api": 60,
     "test_predict": 54,
     "test_export": 50,
+    "test_tensorboard": 50,  # a run and an ensemble, side by side
     "test_cli": 46,
     "test_report": 41,
     "test_photos": 40,

@@ -50,6 +50,22 @@ def start(out: Path) -> tuple[subprocess.Popen, Path]:
     return process, run
 
 
+def assert_tensorboard_once(run: Path) -> None:
+    """TensorBoard's reader finds epochs 1-4 once each, and the steps once each, in order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for part, tag, count in [
+        ("train", "epoch_loss", 4),
+        ("train", "batch_loss", None),
+        ("validation", "epoch_loss", 4),
+    ]:
+        events = EventAccumulator(str(run / "tensorboard" / part))
+        events.Reload()
+        steps = [event.step for event in events.Tensors(tag)]
+        assert steps == sorted(set(steps)) and steps, (part, steps)
+        assert count is None or steps == list(range(count)), (part, steps)
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> dict:
     result = run_cli("train", *ARGS, "--out", str(tmp_path_factory.mktemp("whole")), "--json")
@@ -72,6 +88,7 @@ def test_kill_9_in_epoch_2_then_resume(tmp_path, uninterrupted):
     # It continued from the checkpoint: epoch 1 was not trained again.
     assert "Epoch 2/4" in resumed.stdout and "Epoch 1/4" not in resumed.stdout
     assert history_of(run)[0] == first
+    assert_tensorboard_once(run)
     assert abs(summary["test_accuracy"] - uninterrupted["test_accuracy"]) <= NOISE
     assert not (run / "checkpoints").exists()  # cleaned up once the run finished
     config = json.loads((run / "config.json").read_text())
@@ -90,6 +107,7 @@ def test_ctrl_c_saves_prints_the_resume_command_and_exits_130(tmp_path, uninterr
     resumed = run_cli("train", "--resume", str(run), "--json")
     assert resumed.returncode == 0, resumed.stderr
     assert [row["epoch"] for row in history_of(run)] == ["1", "2", "3", "4"]
+    assert_tensorboard_once(run)
     accuracy = last_json(resumed.stdout)["test_accuracy"]
     assert abs(accuracy - uninterrupted["test_accuracy"]) <= NOISE
 

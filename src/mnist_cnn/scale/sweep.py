@@ -90,6 +90,7 @@ def _trial(params: dict, base: dict, trials_dir: str, parent: str | None = None)
 
     from mnist_cnn import training
     from mnist_cnn.backend import import_keras
+    from mnist_cnn.training import tensorboard
 
     keras = import_keras()
 
@@ -103,6 +104,7 @@ def _trial(params: dict, base: dict, trials_dir: str, parent: str | None = None)
                 tune.report({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
 
     run_dir = Path(trials_dir) / tune.get_context().get_trial_id()
+    tensorboard.name_run(run_dir, _tensorboard_name(params))
     if (run_dir / rundir.CONFIG).exists():  # started before its node or the driver died
         if not (run_dir / rundir.MODEL).exists():  # (else it finished: just say so again)
             training.resume(run_dir, [Report()], verbose=0, test=False)
@@ -154,6 +156,14 @@ def _shown(settings: dict) -> str:
     """Settings as the flags that set them: --learning-rate 0.001 --batch-size 32."""
     return " ".join(
         f"{flag(k)} {v:.3g}" if isinstance(v, float) else f"{flag(k)} {shown_value(k, v)}"
+        for k, v in settings.items()
+    )
+
+
+def _tensorboard_name(settings: dict) -> str:
+    """A trial's name in TensorBoard: its settings, learning-rate=0.001,batch-size=32."""
+    return ",".join(
+        f"{flag(k)[2:]}={v:.3g}" if isinstance(v, float) else f"{flag(k)[2:]}={shown_value(k, v)}"
         for k, v in settings.items()
     )
 

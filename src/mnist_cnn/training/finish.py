@@ -18,6 +18,7 @@ from mnist_cnn.data import datasets
 from mnist_cnn.models import loading
 from mnist_cnn.reporting import pictures, plots, report
 from mnist_cnn.stopwatch import Stopwatch
+from mnist_cnn.training import tensorboard
 from mnist_cnn.training.callbacks import history_of
 from mnist_cnn.training.config import (
     RunResult,
@@ -71,6 +72,7 @@ def test_run(result, model, config, settings, train_set, test_set, temperature, 
         parameters=int(model.count_params()),
     )
     atomic_write_json(result.run_dir / rundir.METRICS, metrics)
+    tensorboard.write_test(result.run_dir, metrics, settings, result.history)
     watch.add("evaluation", time.perf_counter() - evaluating)
     with watch.phase("pictures"):
         write_plots(

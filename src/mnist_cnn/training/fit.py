@@ -16,6 +16,7 @@ from mnist_cnn.data import NUM_CLASSES, datasets, sources
 from mnist_cnn.models import catalogue
 from mnist_cnn.models import settings as recipe_settings
 from mnist_cnn.models.augmentation import RandomAffine, RandomStrokes
+from mnist_cnn.training import tensorboard
 from mnist_cnn.training.callbacks import BestWeights, EpochCheckpoint, HistoryWriter, StopOnRequest
 from mnist_cnn.training.config import (
     TrainConfig,
@@ -138,6 +139,8 @@ def fit_one(entry, settings, fit_data, validation_data, callbacks, verbose, stat
     # The history is written before the checkpoint: killed in between, the epoch runs again
     # after the resume and its row is replaced, never doubled.
     ordered = [history, *ours, EpochCheckpoint(state, stop)]
+    # After the checkpoint: killed in between, that epoch's curves are missing, never doubled.
+    ordered.append(tensorboard.board(state.parent.parent, history.member, stop))  # RUN_DIR
     ordered += [c for c in callbacks if c is not history]
     started = time.perf_counter()
     model.fit(
