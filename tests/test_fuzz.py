@@ -251,11 +251,19 @@ def run_configs(draw) -> bytes:
     return text.encode() if choice == 1 else draw(mutated([text.encode()]))
 
 
+@pytest.fixture(scope="module")
+def training_loaded():
+    """The training package, imported once before the examples: importing it loads Keras
+    (seconds), which is no part of any one example's time."""
+    import mnist_cnn.training
+
+    return mnist_cnn.training
+
+
 @FUZZ
 @given(run_configs())
-def test_run_config_loader(tmp_path_factory, data):
-    from mnist_cnn.training import config_from_run
-
+def test_run_config_loader(training_loaded, tmp_path_factory, data):
+    config_from_run = training_loaded.config_from_run
     run = tmp_path_factory.mktemp("run")
     (run / "config.json").write_bytes(data)
     try:
