@@ -229,6 +229,11 @@ def test_a_sweep_without_an_address_runs_on_an_embedded_ray(tmp_path):
     summary = last_json(result.stdout)
     assert [t["status"] for t in summary["trials"]] == ["finished", "finished"]
     assert 0.5 < summary["selected"]["test_accuracy"] <= 1
+    # TensorBoard shows each trial under its settings, and the selected one's test figures.
+    boards = sorted(Path(summary["sweep_dir"]).glob("trials/*/tensorboard/*/train"))
+    assert sorted(b.parent.name for b in boards) == ["learning-rate=0.001", "learning-rate=0.003"]
+    selected = Path(summary["selected"]["run_dir"]) / "tensorboard"
+    assert list(selected.glob("learning-rate=*/test/events.out.tfevents.*"))
 
 
 def test_a_wrong_address_or_no_ray_is_one_line_and_leaves_nothing(ray_cluster, tmp_path):
