@@ -9,6 +9,12 @@ asyncio sockets in this process, so that they take as little of the shared CPU a
 Each level runs --repeats times; the table shows the median run (by requests per second).
 
     python benchmarks/serve_load.py [RUN_DIR] [--workers 1] [--seconds 10] [--repeats 3]
+
+With --ray-nodes N the same load goes to `mnist-cnn serve --address ADDR --replicas R` on
+Ray Serve instead: a real cluster on this machine (tests/ray_cluster.py: a head with no
+CPUs for tasks, running Serve's proxy, and N worker nodes of R/N CPUs, on 127.0.0.1).
+
+    python benchmarks/serve_load.py RUN_DIR --ray-nodes 2 --replicas 2
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import argparse
 import asyncio
 import io
 import json
+import math
 import socket
 import subprocess
 import sys
@@ -107,16 +114,19 @@ async def level(port: int, clients: int, seconds: float, requests) -> dict:
     }
 
 
-def start_server(model: Path, workers: int) -> tuple[subprocess.Popen, int]:
+def start_server(model: Path, workers: int, ray=None, replicas=1) -> tuple[subprocess.Popen, int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = Path(sys.executable).with_name("mnist-cnn")
+    where = ["--workers", str(workers)]
+    if ray is not None:  # Ray Serve on that cluster
+        where = ["--address", ray.address, "--replicas", str(replicas)]
     server = subprocess.Popen(
-        [str(command), "serve", str(model), "--port", str(port), "--workers", str(workers)],
+        [str(command), "serve", str(model), "--port", str(port), *where],
         stdout=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while True:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read()
@@ -145,10 +155,18 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument("--ray-nodes", type=int, default=0, help="Ray Serve on N worker nodes")
+    parser.add_argument("--replicas", type=int, default=1, help="Ray Serve replicas")
     args = parser.parse_args()
     model = Path(args.model) if args.model else rundir.newest_run()
     requests = digit_uploads(DIGITS, SEED)
-    server, port = start_server(model, args.workers)
+    ray = None
+    if args.ray_nodes:
+        sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+        from ray_cluster import RayCluster
+
+        ray = RayCluster(args.ray_nodes, cpus=math.ceil(args.replicas / args.ray_nodes))
+    server, port = start_server(model, args.workers, ray, args.replicas)
     rows = []
     try:
         for clients in args.clients:
@@ -166,13 +184,21 @@ def main() -> int:
             median = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
             rows.append((median, sum(r["errors"] for r in runs), sum(r["requests"] for r in runs)))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.terminate()  # on Ray, it tears its deployment down first
+        server.wait(timeout=120)
+        if ray is not None:
+            ray.stop()
 
     info = versions()
+    served = f"--workers {args.workers}"
+    if ray is not None:
+        served = (
+            f"--address ADDR --replicas {args.replicas}` on Ray Serve ({args.ray_nodes} worker "
+            f"node(s) of {ray.cpus} CPU(s) and a head for the proxy, on this machine)`"
+        )
     print(
         f"{info['machine']}, {info['cpu_count']} CPU cores (server and clients share them); "
-        f"`mnist-cnn serve {model} --workers {args.workers}`; single-digit 140x140 PNG "
+        f"`mnist-cnn serve {model} {served}`; single-digit 140x140 PNG "
         f"uploads ({DIGITS} test digits, "
         f"seed {SEED}); closed loop, {args.seconds:.0f} s per run, median of {args.repeats} runs.\n"
     )

@@ -30,10 +30,12 @@ def loopback_env() -> None:
 class RayCluster:
     """A head that only schedules (no CPUs) and worker nodes of one CPU each."""
 
-    def __init__(self, workers: int, pin: bool = False):
+    def __init__(self, workers: int, pin: bool = False, cpus: int = 1):
         """`pin`: hold each worker node to a core of its own (node i to core i), so that a
-        node of one CPU uses one, not the idle cores beside it (benchmarks)."""
+        node of one CPU uses one, not the idle cores beside it (benchmarks). `cpus`: each
+        worker node's CPUs (benchmarks/serve_load.py: two replicas on one node)."""
         self.pin = pin
+        self.cpus = cpus
         loopback_env()
         from ray.cluster_utils import Cluster
 
@@ -52,7 +54,7 @@ class RayCluster:
 
     def add_worker(self):
         node = self.cluster.add_node(
-            num_cpus=1, node_ip_address="127.0.0.1", object_store_memory=OBJECT_STORE_BYTES
+            num_cpus=self.cpus, node_ip_address="127.0.0.1", object_store_memory=OBJECT_STORE_BYTES
         )
         if self.pin:
             core = len(self.cluster.worker_nodes) - 1

@@ -114,7 +114,10 @@ def serve_on_cluster(
             logging_config={"log_level": "WARNING"},
             http_options={"host": host, "port": port, "request_timeout_s": REQUEST_TIMEOUT_S},
         )
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        # Ctrl-C and SIGTERM both tear the deployment down (SIGINT too where a shell
+        # started us in the background with it ignored).
+        previous = signal.signal(signal.SIGTERM, _interrupt), signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             try:
                 serve.run(deployment(settings, replicas).bind(), name=APP_NAME, route_prefix="/")
@@ -129,7 +132,8 @@ def serve_on_cluster(
         except KeyboardInterrupt:
             pass
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])
             tear_down(serve)
 
 
