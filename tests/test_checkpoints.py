@@ -71,7 +71,20 @@ def test_an_epoch_stopped_by_ctrl_c_is_not_kept(tmp_path):
     best = BestWeights(tmp_path / "best.weights.h5", stop)
     best.set_model(model)
     _run_epochs(best, model, [{"val_loss": 0.6}])
-    stop.requested = True
+    stop.requested, stop.cut_at = True, "step 3 of 10"  # as StopOnRequest marks a cut epoch
     _run_epochs(best, model, [{"val_loss": 0.1}], first=1)
     best.restore()
     assert _marker(model) == 0
+
+
+def test_an_epoch_whose_steps_all_ran_before_ctrl_c_is_kept(tmp_path):
+    """Ctrl-C during an epoch's validation: every step ran, the epoch is whole and kept."""
+    stop = StopRequest()
+    model = _model_marked(-1)
+    best = BestWeights(tmp_path / "best.weights.h5", stop)
+    best.set_model(model)
+    _run_epochs(best, model, [{"val_loss": 0.6}])
+    stop.requested = True  # and no step was cut (StopOnRequest left cut_at None)
+    _run_epochs(best, model, [{"val_loss": 0.1}], first=1)
+    best.restore()
+    assert _marker(model) == 1

@@ -40,7 +40,11 @@ def import_keras(quiet: bool = True, intra_op_threads: int | None = None):
         import importlib.util
 
         if keras.backend.backend() != "tensorflow" and importlib.util.find_spec("tensorflow"):
-            import tensorflow  # noqa: F401  Keras loads it later for tf.data; load it quietly now
+            # Keras uses TensorFlow for tf.data, TensorBoard's summaries and exports on other
+            # backends too: load it, and start its runtime (its CUDA probe), quietly now.
+            import tensorflow
+
+            tensorflow.constant(0.0)
     return keras
 
 
