@@ -117,3 +117,21 @@ def test_a_sweep_trial_is_named_after_its_settings(tmp_path):
     assert tensorboard.log_dir(tmp_path, 2) == tmp_path / "tensorboard" / "member-2"
     tensorboard.name_run(tmp_path, name)
     assert tensorboard.log_dir(tmp_path) == tmp_path / "tensorboard" / name
+
+
+@pytest.mark.parametrize("warmup_target", [None, 0.01])
+def test_the_learning_rate_curve_is_keras_schedule_itself(warmup_target):
+    """The per-step rates are computed at once, by CosineDecay's formula: the same values
+    as calling Keras's schedule at each step, with a warm-up and without."""
+    import numpy as np
+
+    from mnist_cnn.backend import import_keras
+    from mnist_cnn.training.tensorboard import cosine_decay
+
+    keras = import_keras()
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.001, decay_steps=90, warmup_target=warmup_target, warmup_steps=10, alpha=0.1
+    )
+    steps = np.arange(0, 120, 3)
+    expected = [float(keras.ops.convert_to_numpy(schedule(int(step)))) for step in steps]
+    assert cosine_decay(schedule, steps) == pytest.approx(expected, rel=1e-5)

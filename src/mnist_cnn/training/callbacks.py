@@ -161,20 +161,21 @@ class HistoryWriter(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
         self._epoch = epoch
-        self._epoch_steps: list[dict] = []
+        self.epoch_steps: list[dict] = []
         self._seen = (0, {})  # steps so far this epoch, and their metrics' running totals
 
     def on_train_batch_end(self, batch, logs=None):
         """Keras's logs are this epoch's running means: their totals' difference since the
         last row is the mean over just those steps."""
-        done, (before, totals) = batch + 1, self._seen
-        steps = self.params.get("steps") or done
+        steps = self.params.get("steps") or batch + 1
+        # Run 8 at a time, the last batch of an epoch is numbered past its end.
+        done, (before, totals) = min(batch + 1, steps), self._seen
         if done - before < self._every and done < steps or not logs:
             return
         now = {k: float(logs[k]) * done for k in ("loss", "accuracy") if k in logs}
         row = {"step": self._epoch * steps + done, "epoch": self._epoch + 1}
         row.update({k: (v - totals.get(k, 0.0)) / (done - before) for k, v in now.items()})
-        self._epoch_steps.append(row if self.member is None else {"member": self.member, **row})
+        self.epoch_steps.append(row if self.member is None else {"member": self.member, **row})
         self._seen = (done, now)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -184,7 +185,7 @@ class HistoryWriter(keras.callbacks.Callback):
         row["epoch"] = epoch + 1
         row.update({k: float(v) for k, v in (logs or {}).items()})
         row["seconds"] = time.perf_counter() - self._started
-        self.put(row, self._epoch_steps)
+        self.put(row, self.epoch_steps)
         if self.steps_path is not None:
             rundir.write_history(self.steps_path, self.step_rows)
         rundir.write_history(self.path, self.rows)

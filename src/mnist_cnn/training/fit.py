@@ -140,7 +140,7 @@ def fit_one(entry, settings, fit_data, validation_data, callbacks, verbose, stat
     # after the resume and its row is replaced, never doubled.
     ordered = [history, *ours, EpochCheckpoint(state, stop)]
     # After the checkpoint: killed in between, that epoch's curves are missing, never doubled.
-    ordered.append(tensorboard.board(state.parent.parent, history.member, stop))  # RUN_DIR
+    ordered.append(tensorboard.board(state.parent.parent, history, stop))  # RUN_DIR
     ordered += [c for c in callbacks if c is not history]
     started = time.perf_counter()
     model.fit(
