@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from mnist_cnn.data import sources
-from mnist_cnn.reporting import robustness
+from mnist_cnn.data.imaging import to_mnist
+from mnist_cnn.reporting import other_sources, robustness
 from mnist_cnn.reporting.robustness import CHANGES, Entry, Suite, build_suite, page, score, table
 
 
@@ -160,7 +161,100 @@ def test_a_blank_digit_is_changed_without_error():
     blank = np.zeros((28, 28), np.uint8)
     for change, (_, strengths) in CHANGES.items():
         sheet = page(change, strengths[-1], blank, np.random.default_rng(0))
-        assert sheet.shape == (robustness.PAGE, robustness.PAGE), change
+        side = {"box-filled": other_sources.BOX_SIDE, "coarse-binary": 128}
+        assert sheet.shape == (side.get(change, robustness.PAGE),) * 2, change
+        assert change in ("noise", "jpeg") or (sheet == 255).all(), change  # blank paper
+
+
+def _aspect(sheet):
+    height, width = _box(sheet)
+    return width / height
+
+
+def test_box_filled_stretches_the_digit_to_fill_its_box_edge_to_edge(test_digits):
+    x, y = test_digits
+    for digit in x[np.flatnonzero(y == 1)[:6]].tolist() + x[:6].tolist():
+        digit = np.asarray(digit, np.uint8)
+        plain = _aspect(page("none", 0, digit, np.random.default_rng(0)))
+        shown = {
+            s: page("box-filled", s, digit, np.random.default_rng(0))
+            for s in CHANGES["box-filled"][1]
+        }
+        gaps = [abs(_aspect(sheet) - 1) for sheet in shown.values()]
+        assert gaps == sorted(gaps, reverse=True)  # mild to strong: toward the square
+        assert gaps[0] < abs(plain - 1) * 0.7 + 0.05 and gaps[-1] < 0.15
+        for sheet in shown.values():  # the box is the image: the ink reaches its edges
+            assert sheet.shape == (other_sources.BOX_SIDE,) * 2
+            assert max(_box(sheet)) >= other_sources.BOX_SIDE - 2
+    ones = x[np.flatnonzero(y == 1)[:6]]
+    stretched = [_aspect(page("box-filled", 1.0, one, np.random.default_rng(0))) for one in ones]
+    plain = [_aspect(page("none", 0, one, np.random.default_rng(0))) for one in ones]
+    assert np.mean(plain) < 0.6 and np.mean(stretched) > 0.9  # a 1 as wide as a 0
+
+
+def test_coarse_binary_is_a_black_and_white_bitmap_of_that_many_pixels(test_digits):
+    x, _ = test_digits
+    for cells in CHANGES["coarse-binary"][1]:
+        for digit in x[:6]:
+            sheet = page("coarse-binary", cells, digit, np.random.default_rng(0))
+            assert set(np.unique(sheet)) <= {0, 255}  # thresholded: no grey at all
+            factor = sheet.shape[0] // cells
+            assert sheet.shape == (cells * factor,) * 2
+            bitmap = sheet[::factor, ::factor]
+            assert np.array_equal(np.kron(bitmap, np.ones((factor, factor))), sheet)
+            height, width = _box(sheet)
+            assert (cells - 4) * factor <= max(height, width) <= (cells - 2) * factor  # fitted
+    # coarser loses more of the thin strokes: at 16 pixels much of a 28-pixel digit's detail
+    plain = [to_mnist(page("none", 0, d, np.random.default_rng(0))).image for d in x[:20]]
+    error = {}
+    for cells in (32, 16):
+        read = [
+            to_mnist(page("coarse-binary", cells, d, np.random.default_rng(0))).image
+            for d in x[:20]
+        ]
+        error[cells] = np.mean(
+            [np.abs(a.astype(float) - b).mean() for a, b in zip(plain, read, strict=True)]
+        )
+    assert error[16] > error[32] * 1.2
+
+
+def test_clipped_cuts_that_share_off_one_side(test_digits):
+    """The ink within that share of the digit's box from one side is gone; the rest is as
+    it was."""
+    x, _ = test_digits
+    for index, digit in enumerate(x[:12]):
+        plain = 255 - page("none", 0, digit, np.random.default_rng(index)).astype(float)
+        rows, cols = np.nonzero(plain > 64)
+        for share in CHANGES["clipped"][1]:
+            cut = 255 - page("clipped", share, digit, np.random.default_rng(index)).astype(float)
+            y, x_ = np.mgrid[: plain.shape[0], : plain.shape[1]]
+            height, width = rows.max() + 1 - rows.min(), cols.max() + 1 - cols.min()
+            bands = {
+                "top": y < rows.min() + round(share * height),
+                "bottom": y > rows.max() - round(share * height),
+                "left": x_ < cols.min() + round(share * width),
+                "right": x_ > cols.max() - round(share * width),
+            }
+            sides = [
+                side
+                for side, band in bands.items()
+                if (cut[band] == 0).all() and np.array_equal(cut[~band], plain[~band])
+            ]
+            assert sides, (index, share)
+            assert plain[bands[sides[0]]].sum() > 0  # it cut ink, not blank paper
+
+
+def test_blunt_redraws_the_digit_with_a_pen_that_wide(test_digits):
+    x, _ = test_digits
+    for digit in x[:10]:
+        plain = 255.0 - page("none", 0, digit, np.random.default_rng(0))
+        height = _box(255 - plain)[0]
+        widths = []
+        for share in CHANGES["blunt"][1]:
+            heavy = 255.0 - page("blunt", share, digit, np.random.default_rng(0))
+            widths.append(other_sources.stroke_width(heavy))
+            assert widths[-1] == pytest.approx(share * height, rel=0.3)
+        assert widths == sorted(widths) and widths[-1] > other_sources.stroke_width(plain) * 1.3
 
 
 def test_the_suite_is_kept_on_disk_and_read_back(test_digits, tmp_path):

@@ -2,7 +2,9 @@
 at several strengths, put on a page and read back through `imaging.to_mnist`.
 
 MNIST's test set is clean, centred and written with one kind of pen; people's digits are
-slanted, squashed, thick or thin, small on the page, faint, broken or compressed. Each
+slanted, squashed, thick or thin, small on the page, faint, broken or compressed, and other
+collections' scanners stretch them to fill a box, keep them as coarse black-and-white
+bitmaps, cut them off at a box's edge or get them from heavy, blunt pens. Each
 change is drawn at 4x resolution (so stroke width changes by fractions of an MNIST pixel),
 rendered as dark ink on light paper, and goes through the same preprocessing `predict`
 uses, so that the preprocessing is part of what is measured. Every random choice comes
@@ -30,6 +32,7 @@ from mnist_cnn.atomic import atomic_write
 from mnist_cnn.data import imaging, photos
 from mnist_cnn.data.datasets import DEFAULT_CACHE
 from mnist_cnn.data.imaging import ImageError, to_mnist
+from mnist_cnn.reporting import other_sources
 
 UP = 4  # the digit is changed at 4x its 28x28 pixels
 PAGE = 160  # pixels of paper around it
@@ -52,8 +55,17 @@ CHANGES: dict[str, tuple[str, tuple]] = {
     "broken": ("this many gaps cut across the strokes", (2, 4, 6)),
     "faint": ("ink at this share of full contrast against the paper", (0.5, 0.3, 0.2)),
     "jpeg": ("saved as JPEG at this quality", (30, 15, 8)),
+    # As collections other than MNIST hand digits over (other_sources.py):
+    "box-filled": (
+        "stretched this far toward filling its square box, the box edge to edge",
+        (0.5, 0.75, 1.0),
+    ),
+    "coarse-binary": ("scanned black and white at this many pixels square, enlarged", (32, 24, 16)),
+    "clipped": ("this share of the digit cut off at one side", (0.1, 0.2, 0.3)),
+    "blunt": ("redrawn with a round pen this share of its height wide", (0.15, 0.2, 0.25)),
 }
 NAMES = tuple(CHANGES)
+SCANNED = {"box-filled": other_sources.box_filled, "coarse-binary": other_sources.coarse_binary}
 
 
 def _high(digit: np.ndarray) -> np.ndarray:
@@ -110,6 +122,10 @@ def _changed_ink(change: str, strength, ink: np.ndarray, rng) -> np.ndarray:
         return ndimage.grey_erosion(ink, footprint=_disk(strength * UP))
     if change == "blur":
         return ndimage.gaussian_filter(ink, strength * UP)
+    if change == "clipped":
+        return other_sources.clipped(ink, strength, rng)
+    if change == "blunt":
+        return other_sources.blunt(ink, strength)
     if change == "broken":
         cut = ink.copy()
         rows, cols = np.nonzero(ink > 128)
@@ -125,6 +141,8 @@ def page(change: str, strength, digit: np.ndarray, rng: np.random.Generator) -> 
     (uint8, PAGE x PAGE), before any preprocessing."""
     if change not in CHANGES and change != BASELINE[0]:
         raise ValueError(f"unknown change {change!r}; the changes are {', '.join(NAMES)}")
+    if change in SCANNED:  # the scanner's own sheet: the box or the bitmap, no page around
+        return SCANNED[change](_high(digit), strength)
     ink = np.clip(_changed_ink(change, strength, _high(digit), rng), 0, 255)
     if change == "small":
         ink = ndimage.zoom(ink, strength, order=1)
@@ -207,7 +225,7 @@ def _key(images: np.ndarray, labels: np.ndarray, per_change: int | None, seed: i
     digest = hashlib.sha256(f"{per_change}:{seed}:".encode())
     for part in (images, labels):
         digest.update(np.ascontiguousarray(part).tobytes())
-    for module in (__file__, imaging.__file__, photos.__file__):
+    for module in (__file__, other_sources.__file__, imaging.__file__, photos.__file__):
         digest.update(Path(module).read_bytes())
     return digest.hexdigest()[:24]
 
