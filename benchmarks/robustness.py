@@ -32,6 +32,7 @@ from mnist_cnn.reporting import robustness  # noqa: E402
 from mnist_cnn.training import split_validation  # noqa: E402
 
 VALIDATION = 0.05
+OTHER_SOURCES = ("box-filled", "coarse-binary", "clipped", "blunt")  # summary columns
 
 
 def main() -> int:
@@ -87,20 +88,29 @@ def main() -> int:
     return 0
 
 
+def _middle(result: dict, change: str) -> float:
+    """A change's accuracy at its middle strength."""
+    rows = [row for row in result["rows"] if row["change"] == change]
+    return rows[len(rows) // 2]["accuracy"]
+
+
 def summary(models: list[str], results: dict) -> None:
-    """Per catalogue model (runs grouped by their config's model): seeds, the suite's mean
-    (mean, lowest), the worst cell, and each run's MNIST test accuracy and fit time, read
-    from its metrics.json. What `robust`'s goals are judged on."""
+    """Per catalogue model (runs grouped by their config's model): seeds, each change of
+    other collections at its middle strength, the suite's mean (mean, lowest), and each
+    run's MNIST test accuracy and fit time, read from its metrics.json. What `robust`'s
+    goals are judged on."""
     groups: dict[str, list[str]] = {}
     for model in models:
         run = rundir.run_dir_of(model)
         name = rundir.read_json(run / rundir.CONFIG)["model"] if run else Path(model).name
         groups.setdefault(name, []).append(model)
+    middles = [f"{name} {robustness.CHANGES[name][1][1]:g}" for name in OTHER_SOURCES]
     print(
-        "\n| model | runs (seeds) | suite mean: mean (lowest) | MNIST test: mean (lowest) "
-        "| fit min: mean (longest) |"
+        "\n| model | runs (seeds) | "
+        + "".join(f"{middle} | " for middle in middles)
+        + "suite mean: mean (lowest) | MNIST test: mean (lowest) | fit min: mean (longest) |"
     )
-    print("| --- | --- | ---: | ---: | ---: |")
+    print("| --- | --- |" + " ---: |" * (len(middles) + 3))
     for name, members in groups.items():
         means = [results[Path(m).name]["mean"] for m in members]
         runs = [rundir.run_dir_of(m) for m in members]
@@ -110,7 +120,11 @@ def summary(models: list[str], results: dict) -> None:
         fits = [m["train_seconds"] / 60 for m in metrics]
         print(
             f"| `{name}` | {len(members)} ({', '.join(map(str, seeds))}) "
-            f"| {statistics.mean(means):.1%} ({min(means):.1%}) "
+            + "".join(
+                f"| {statistics.mean(_middle(results[Path(m).name], change) for m in members):.1%} "
+                for change in OTHER_SOURCES
+            )
+            + f"| {statistics.mean(means):.1%} ({min(means):.1%}) "
             + (f"| {statistics.mean(tests):.2%} ({min(tests):.2%}) " if tests else "| — ")
             + (f"| {statistics.mean(fits):.1f} ({max(fits):.1f}) |" if fits else "| — |")
         )

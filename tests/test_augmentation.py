@@ -158,13 +158,36 @@ def test_one_resampling_keeps_digits_sharper_than_keras_three_layers(digits):
     assert np.mean(ours > 0.1) < np.mean(theirs > 0.1)  # less smeared ink
 
 
+def test_clip_cuts_a_band_off_one_side_of_the_ink(digits):
+    """`clip`: the digits it picks lose a band at one side of their ink's extent, up to
+    30% of it, and nothing else; the others are untouched."""
+    some = digits[:256]
+    clipped = np.asarray(RandomStrokes(clip=0.5, seed=3)(some, training=True))
+    assert (clipped <= some + 1e-6).all()  # only taken away
+    changed = np.abs(clipped - some).max(axis=(1, 2, 3)) > 0
+    assert 0.3 < changed.mean() < 0.7  # about half the digits, as asked
+    for before, after in zip(some[changed][..., 0], clipped[changed][..., 0], strict=True):
+        rows, cols = np.nonzero(before > 0.25 * before.max())
+        top, bottom, left, right = rows.min(), rows.max(), cols.min(), cols.max()
+        gone = (before > 0) & (after == 0)
+        gone_rows, gone_cols = np.nonzero(gone)
+        bands = [
+            gone_rows.max() - top + 1 <= 0.3 * (bottom - top + 1) + 1,
+            bottom - gone_rows.min() + 1 <= 0.3 * (bottom - top + 1) + 1,
+            gone_cols.max() - left + 1 <= 0.3 * (right - left + 1) + 1,
+            right - gone_cols.min() + 1 <= 0.3 * (right - left + 1) + 1,
+        ]
+        assert any(bands)  # what went lies within 30% of one side
+    np.testing.assert_array_equal(np.asarray(RandomStrokes(clip=0.9)(some, training=False)), some)
+
+
 def test_a_model_with_it_saves_and_loads_in_safe_mode(tmp_path, digits):
 
     model = keras.Sequential(
         [
             keras.Input((28, 28, 1)),
             RandomAffine(rotation=5, zoom=0.2, shift=0.05, shear=0.3, aspect=0.4),
-            RandomStrokes(stroke=0.5, erase=0.5),
+            RandomStrokes(stroke=0.5, erase=0.5, clip=0.3),
             keras.layers.Flatten(),
             keras.layers.Dense(10, activation="softmax"),
         ]
@@ -181,7 +204,7 @@ def test_a_model_with_it_saves_and_loads_in_safe_mode(tmp_path, digits):
         0.3,
         0.4,
     )
-    assert (pens.stroke, pens.erase) == (0.5, 0.5)
+    assert (pens.stroke, pens.erase, pens.clip) == (0.5, 0.5, 0.3)
     np.testing.assert_allclose(
         loaded.predict(digits[:8], verbose=0), model.predict(digits[:8], verbose=0)
     )
@@ -194,7 +217,7 @@ def test_it_runs_under_jax(digits, tmp_path):
         "from mnist_cnn.models.augmentation import RandomAffine, RandomStrokes\n"
         "x = np.load(sys.argv[1])\n"
         "out = np.asarray(RandomAffine(seed=1, shear=0.3, aspect=0.4)(x, training=True))\n"
-        "out = np.asarray(RandomStrokes(stroke=0.5, erase=0.5, seed=2)(out, training=True))\n"
+        "out = np.asarray(RandomStrokes(stroke=0.5, erase=0.5, clip=0.5, seed=2)(out, training=True))\n"
         "assert out.shape == x.shape and np.isfinite(out).all()\n"
         "assert np.abs(out - x).max() > 0.1\n"
         "import keras; print(keras.backend.backend())\n"

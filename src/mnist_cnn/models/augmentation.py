@@ -115,14 +115,20 @@ class RandomStrokes(keras.layers.Layer):
     by a share in +-`stroke`, so a fraction of a pixel is possible. `erase`: the chance that
     an image gets up to four gaps, discs of 1.5 pixels' radius centred on its ink. People's
     pens are wider and narrower than MNIST's, and strokes break where the pen skipped.
+    `clip`: the chance that an image loses up to CLIP_SHARE of its ink's extent at one
+    side, as a digit written across the edge of a form's box does.
     """
 
     GAPS = 4
     RADIUS = 1.5
+    CLIP_SHARE = 0.3
+    INK = 0.25  # of the image's largest value: what counts as ink for the clip's extent
 
-    def __init__(self, stroke: float = 0.0, erase: float = 0.0, seed=None, **kwargs):
+    def __init__(
+        self, stroke: float = 0.0, erase: float = 0.0, seed=None, clip: float = 0.0, **kwargs
+    ):
         super().__init__(**kwargs)
-        self.stroke, self.erase, self.seed = stroke, erase, seed
+        self.stroke, self.erase, self.clip, self.seed = stroke, erase, clip, seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, images, training=None):
@@ -139,7 +145,40 @@ class RandomStrokes(keras.layers.Layer):
             x = x + ops.where(share > 0, share * (thicker - x), -share * (thinner - x))
         if self.erase:
             x = x * self._gaps(x, batch)
+        if self.clip:  # drawn only when asked for: recipes without it draw what they did
+            x = x * self._clipped(x, batch)
         return ops.cast(x, images.dtype)
+
+    def _clipped(self, x, batch):
+        """1 where the ink stays, 0 in the band cut off one side of the ink's extent."""
+        height, width = x.shape[1], x.shape[2]
+        inked = x > self.INK * ops.max(x, axis=(1, 2, 3), keepdims=True)
+        rows = ops.cast(ops.any(inked, axis=(2, 3)), "float32")  # (batch, height)
+        cols = ops.cast(ops.any(inked, axis=(1, 3)), "float32")  # (batch, width)
+
+        def extent(line, size):  # first and last inked index (0 and size - 1 when none)
+            first = ops.cast(ops.argmax(line, axis=1), "float32")
+            last = size - 1 - ops.cast(ops.argmax(ops.flip(line, axis=1), axis=1), "float32")
+            return first[:, None, None, None], last[:, None, None, None]
+
+        top, bottom = extent(rows, height)
+        left, right = extent(cols, width)
+        share = keras.random.uniform((batch, 1, 1, 1), 0, self.CLIP_SHARE, seed=self.seed_generator)
+        side = keras.random.randint((batch, 1, 1, 1), 0, 4, seed=self.seed_generator)
+        y = ops.arange(height, dtype="float32")[None, :, None, None]
+        x_ = ops.arange(width, dtype="float32")[None, None, :, None]
+        tall, wide = share * (bottom - top + 1), share * (right - left + 1)
+        cut = ops.where(
+            side == 0,
+            y < top + tall,
+            ops.where(
+                side == 1,
+                y > bottom - tall,
+                ops.where(side == 2, x_ < left + wide, x_ > right - wide),
+            ),
+        )
+        chosen = keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator) < self.clip
+        return 1.0 - ops.cast(ops.logical_and(cut, chosen), "float32")
 
     def _gaps(self, x, batch):
         """1 where the ink stays, 0 inside the gaps (none for the images spared)."""
@@ -169,6 +208,7 @@ class RandomStrokes(keras.layers.Layer):
             **super().get_config(),
             "stroke": self.stroke,
             "erase": self.erase,
+            "clip": self.clip,
             "seed": self.seed,
         }
 

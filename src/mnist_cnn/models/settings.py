@@ -20,7 +20,8 @@ class Augmentation:
     `rotation` degrees either way, a scale of 1 +- `zoom` and a shift of +-`shift` of its size;
     slanted by up to +-`shear` (x per unit of height) and its width alone scaled by up to
     e^+-`aspect`. Then its strokes made thicker or thinner by up to `stroke` of a pixel's
-    dilation, and, for a share `erase` of the digits, gaps cut across the ink."""
+    dilation, for a share `erase` of the digits, gaps cut across the ink, and for a share
+    `clip`, up to 30% of the ink's extent cut off at one side."""
 
     rotation: float = 10.0
     zoom: float = 0.1
@@ -29,6 +30,7 @@ class Augmentation:
     aspect: float = 0.0
     stroke: float = 0.0
     erase: float = 0.0
+    clip: float = 0.0
 
 
 @dataclass(frozen=True)
