@@ -186,3 +186,42 @@ def test_clearly_several_needs_digits_apart_and_alike(mnist):
     digits = imaging.split_digits(touching)
     assert len(digits) == 1 or not imaging.clearly_several([d.box for d in digits])
     assert to_mnist(touching).digits_seen == 1
+
+
+def test_the_cell_of_an_enlarged_bitmap_is_measured(mnist):
+    """cell_size: what BINARY_SMOOTHING blurs by. A bitmap enlarged 5x has cells of 5; a
+    grey page has none (1)."""
+    (_, _), (x_test, _) = mnist
+    bitmap = np.where(x_test[0] > 127, 255.0, 0.0)
+    assert imaging.cell_size(np.kron(bitmap, np.ones((5, 5)))) == 5
+    assert imaging.cell_size(np.kron(bitmap, np.ones((3, 3)))) == 3
+    assert imaging.cell_size(x_test[0].astype(float)) == 1
+
+
+def test_scan_choices_are_off_and_touch_only_their_scans(mnist, monkeypatch):
+    """Both choices measured worse or no better on validation digits
+    (benchmarks/preprocessing.py), so they are off; turned on, each changes only the
+    scans it is for: an edge-to-edge digit, a two-level enlarged bitmap."""
+    (_, _), (x_test, _) = mnist
+    assert imaging.BOX_FILLED_WIDTH is None and imaging.BINARY_SMOOTHING is None
+    page = np.full((100, 100), 255.0)
+    page[20:80, 30:70] = 255.0 - np.asarray(Image.fromarray(x_test[0]).resize((40, 60)))
+    rows, cols = np.nonzero(x_test[1] > 64)
+    box = x_test[1][rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    filled = 255.0 - np.asarray(Image.fromarray(box).resize((64, 64)), dtype=float)
+    bitmap = np.kron(np.where(x_test[2] > 127, 0.0, 255.0), np.ones((4, 4)))
+    before = {
+        name: to_mnist(image).image
+        for name, image in (("page", page), ("filled", filled), ("bitmap", bitmap))
+    }
+    monkeypatch.setattr(imaging, "BOX_FILLED_WIDTH", 0.7)
+    monkeypatch.setattr(imaging, "BINARY_SMOOTHING", 0.5)
+    after = {
+        name: to_mnist(image).image
+        for name, image in (("page", page), ("filled", filled), ("bitmap", bitmap))
+    }
+    assert np.array_equal(before["page"], after["page"])
+    for name in ("filled", "bitmap"):
+        assert not np.array_equal(before[name], after[name]), name
+    ink_columns = np.flatnonzero(after["filled"].max(axis=0) > 64)
+    assert ink_columns.max() - ink_columns.min() + 1 <= 0.75 * 20 + 1  # 0.7 of 20 wide

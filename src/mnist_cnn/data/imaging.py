@@ -35,6 +35,10 @@ SAME_DIGIT_OVERLAP = 0.5  # pieces overlapping this much horizontally belong to 
 SEVERAL_HEIGHT, SEVERAL_GAP = 0.6, 0.1  # a row is clearly several digits (clearly_several)
 FRAGMENT = 0.5  # a group less than half as tall as the median digit is a broken stroke
 WORKING_SIDE = 400  # large photos are reduced to about this size before the pixel work
+# Scans from other collections (measured on validation digits: benchmarks/preprocessing.py).
+BOX_FILLED_WIDTH: float | None = None  # a digit filling its image edge to edge: width/height
+BOX_FILLED_SPAN = 0.9  # ... its ink spans this share of the image, across and down
+BINARY_SMOOTHING: float | None = None  # a black-and-white bitmap: blur sigma, in its cells
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -222,13 +226,13 @@ def to_mnist(source: Source, name: str | None = None) -> Preprocessed:
     centred 28x28 image.
     """
     label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
-    grey_levels = _reduce(grey(open_image(source, label)))
+    grey_levels = _smoothed_if_binary(_reduce(grey(open_image(source, label))))
     paper = ink(grey_levels)
     mask, threshold = ink_mask(paper.ink, label)
     _, groups, boxes = _digit_groups(mask)
     row = [_box_of(group, boxes) for group in groups]  # a row of digits, if it is one
     mask = _without_specks(mask, SPECK / 4) & ~_border_slivers(mask)  # a 5's bar is kept
-    crop = _ink_crop(paper.ink, mask)
+    crop = _reproportioned(_ink_crop(paper.ink, mask), mask.shape)
     fitted, digit = fit_and_centre(crop, threshold)
     steps = {
         "grey": grey_levels,
@@ -242,6 +246,38 @@ def to_mnist(source: Source, name: str | None = None) -> Preprocessed:
     return Preprocessed(
         image=digit, steps=steps, digits_seen=len(row) if clearly_several(row) else 1
     )
+
+
+def cell_size(values: np.ndarray) -> int:
+    """The side of a bitmap's enlarged pixels: every run of equal values along the rows and
+    columns is a whole number of them (1 for an image that is not an enlarged bitmap)."""
+    runs = []
+    for lines in (values, values.T):
+        rows, cols = np.nonzero(np.diff(lines, axis=1) != 0)
+        runs.append((cols[1:] - cols[:-1])[rows[1:] == rows[:-1]])  # between two changes
+    lengths = np.concatenate(runs).astype(np.int64)
+    return int(np.gcd.reduce(lengths)) if len(lengths) else 1
+
+
+def _smoothed_if_binary(values: np.ndarray) -> np.ndarray:
+    """A coarse black-and-white bitmap (two levels, pixels enlarged) blurred by
+    BINARY_SMOOTHING of its cells, so that its staircase edges do not read as strokes."""
+    if BINARY_SMOOTHING is None or len(np.unique(values[:: max(1, len(values) // 64)])) > 2:
+        return values
+    if len(np.unique(values)) > 2 or (cell := cell_size(values)) < 2:
+        return values
+    return ndimage.gaussian_filter(values, BINARY_SMOOTHING * cell)
+
+
+def _reproportioned(crop: np.ndarray, image: tuple[int, int]) -> np.ndarray:
+    """A digit stretched to fill its box (its ink spanning the image edge to edge) brought
+    back to BOX_FILLED_WIDTH of its height: the box's proportions are not the digit's."""
+    height, width = crop.shape
+    spans = height >= BOX_FILLED_SPAN * image[0] and width >= BOX_FILLED_SPAN * image[1]
+    if BOX_FILLED_WIDTH is None or not spans or width <= BOX_FILLED_WIDTH * height:
+        return crop
+    size = (max(1, round(BOX_FILLED_WIDTH * height)), height)
+    return np.asarray(Image.fromarray(crop.astype(np.float32), "F").resize(size, Image.BOX))
 
 
 def _ink_crop(strokes: np.ndarray, mask: np.ndarray) -> np.ndarray:
