@@ -73,6 +73,8 @@ def test_train_writes_a_complete_report(trained_run, open_page):
     assert result.returncode == 0, result.stderr
     measured = last_json(result.stdout)
     assert measured["per_change"] == 100
+    other_sources = {"box-filled", "coarse-binary", "clipped", "blunt"}  # other collections'
+    assert other_sources <= {row["change"] for row in measured["rows"]}
     assert json.loads((run / "robustness.json").read_text())["rows"] == measured["rows"]
     section = page.locator("section#robustness")
     baseline = section.locator("#robustness-baseline")
