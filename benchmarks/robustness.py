@@ -16,6 +16,7 @@ for handwriting is chosen on, so that the test digits are read once per finished
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -95,14 +96,22 @@ def _middle(result: dict, change: str) -> float:
 
 
 def summary(models: list[str], results: dict) -> None:
-    """Per catalogue model (runs grouped by their config's model): seeds, each change of
-    other collections at its middle strength, the suite's mean (mean, lowest), and each
-    run's MNIST test accuracy and fit time, read from its metrics.json. What `robust`'s
-    goals are judged on."""
+    """Per catalogue model (runs grouped by their config's model and settings): seeds,
+    each change of other collections at its middle strength, the suite's mean (mean,
+    lowest), and each run's MNIST test accuracy and fit time, read from its metrics.json.
+    What `robust`'s goals are judged on."""
     groups: dict[str, list[str]] = {}
+    recipes: dict[str, str] = {}  # a model's first recipe; runs of another get their own row
     for model in models:
         run = rundir.run_dir_of(model)
-        name = rundir.read_json(run / rundir.CONFIG)["model"] if run else Path(model).name
+        name = Path(model).name
+        if run:
+            config = rundir.read_json(run / rundir.CONFIG)
+            settings = {k: v for k, v in config["settings"].items() if k != "seed"}
+            recipe = json.dumps(settings, sort_keys=True, default=str)
+            name = config["model"]
+            if recipes.setdefault(name, recipe) != recipe:
+                name = f"{name} ({run.name}: other settings)"
         groups.setdefault(name, []).append(model)
     middles = [f"{name} {robustness.CHANGES[name][1][1]:g}" for name in OTHER_SOURCES]
     print(
