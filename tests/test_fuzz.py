@@ -274,6 +274,17 @@ def test_run_config_loader(training_loaded, tmp_path_factory, data):
     assert config.epochs == settings_["epochs"] and config.model == RUN_CONFIG["model"]
 
 
+def test_a_run_recorded_before_a_new_strength_resumes(training_loaded, tmp_path):
+    """A run's config.json from before `clip` existed (its augmentation without the key)
+    resumes with the strengths it recorded."""
+    strengths = dict.fromkeys(("zoom", "shift", "shear", "aspect", "stroke", "erase"), 0.0)
+    recorded = {**RUN_CONFIG, "settings": {**RUN_CONFIG["settings"]}}
+    recorded["settings"]["augmentation"] = {**strengths, "rotation": 10.0}
+    (tmp_path / "config.json").write_text(json.dumps(recorded))
+    _, settings = training_loaded.config_from_run(tmp_path)
+    assert settings["augmentation"] == {**strengths, "rotation": 10.0}
+
+
 @pytest.mark.parametrize("data", [b"", b"\x00" * 4, VALID_IDX[:10]])
 def test_idx_regressions(data):
     with pytest.raises(datasets.DatasetError):

@@ -136,6 +136,14 @@ def resolve_settings(config: TrainConfig, entry: catalogue.Entry | None = None) 
     return settings
 
 
+def _comparable(key: str, value):
+    """A strength of 0 trains as a strength not recorded: a run recorded before a strength
+    existed (`clip`) resumes the same."""
+    if key == "augmentation" and isinstance(value, dict):
+        return {name: strength for name, strength in value.items() if strength}
+    return value
+
+
 def config_from_run(run_dir: Path) -> tuple[TrainConfig, dict]:
     """The TrainConfig a run was started with, from its config.json, checked for sense.
 
@@ -174,7 +182,9 @@ def config_from_run(run_dir: Path) -> tuple[TrainConfig, dict]:
         raise rundir.RunError(
             f"{run_dir / rundir.CONFIG}: cannot resume from these settings ({reason})"
         ) from None
-    changed = sorted(k for k in settings if now.get(k) != settings[k])
+    changed = sorted(
+        k for k in settings if _comparable(k, now.get(k)) != _comparable(k, settings[k])
+    )
     if changed:
         raise rundir.RunError(
             f"{run_dir}: the settings in {rundir.CONFIG} ({', '.join(changed)}) cannot be "
