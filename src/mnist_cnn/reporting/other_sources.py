@@ -20,11 +20,19 @@ COARSE_SHOWN = 128  # a coarse bitmap is enlarged (nearest neighbour) to about t
 COARSE_MARGIN = 1  # cells left blank around the digit in its bitmap
 
 
-def _box(ink: np.ndarray) -> tuple[slice, slice] | None:
+def ink_box(ink: np.ndarray) -> tuple[slice, slice] | None:
+    """The box around the ink (None if there is none); the whole suite measures with it."""
     rows, cols = np.nonzero(ink > INK)
     if not len(rows):
         return None
     return slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
+
+
+def disk(radius: float) -> np.ndarray:
+    """A round pen's footprint: the pixels within `radius` of the centre."""
+    r = int(np.ceil(radius))
+    y, x = np.mgrid[-r : r + 1, -r : r + 1]
+    return x**2 + y**2 <= radius**2
 
 
 def _fit(ink: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -47,7 +55,7 @@ def _sheet(ink: np.ndarray) -> np.ndarray:
 def box_filled(ink: np.ndarray, strength: float) -> np.ndarray:
     """Stretched `strength` of the way from its own proportions to its square box's, then
     fitted to the box, which is the whole image: at 1, a 1 is as wide as a 0."""
-    box = _box(ink)
+    box = ink_box(ink)
     if box is None:
         return _sheet(np.zeros((BOX_SIDE, BOX_SIDE)))
     crop = ink[box]
@@ -61,7 +69,7 @@ def coarse_binary(ink: np.ndarray, cells: int) -> np.ndarray:
     """Scanned into a cells x cells bitmap (its proportions kept, as MNIST does), thresholded
     to black and white at half ink, and enlarged by whole pixels: staircase edges, and thin
     strokes broken or gone."""
-    box = _box(ink)
+    box = ink_box(ink)
     inside = cells - 2 * COARSE_MARGIN
     bitmap = np.zeros((cells, cells))
     if box is not None:
@@ -76,7 +84,7 @@ def coarse_binary(ink: np.ndarray, cells: int) -> np.ndarray:
 def clipped(ink: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
     """`share` of the digit's height (top, bottom) or width (left, right) cut off at one
     side, picked at random, as by the edge of a box it was written across."""
-    box = _box(ink)
+    box = ink_box(ink)
     if box is None:
         return ink
     rows, cols = box
@@ -107,12 +115,10 @@ def stroke_width(ink: np.ndarray) -> float:
 def blunt(ink: np.ndarray, share: float) -> np.ndarray:
     """Redrawn with a heavy round pen `share` of the digit's height wide: the strokes
     widened by a disc until they are that wide, at full ink, with soft edges."""
-    box = _box(ink)
+    box = ink_box(ink)
     if box is None:
         return ink
     height = box[0].stop - box[0].start
     radius = max(0.0, (share * height - stroke_width(ink)) / 2)
-    r = int(np.ceil(radius))
-    y, x = np.mgrid[-r : r + 1, -r : r + 1]
-    pen = ndimage.binary_dilation(ink > 127.5, structure=x**2 + y**2 <= radius**2)
+    pen = ndimage.binary_dilation(ink > 127.5, structure=disk(radius))
     return ndimage.gaussian_filter(pen * 255.0, 1.0)  # the edge of a real stroke, not a cut

@@ -82,17 +82,6 @@ def _affine(ink: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return ndimage.affine_transform(ink, inverse, offset=offset, order=1, cval=0.0)
 
 
-def _disk(radius: float) -> np.ndarray:
-    r = int(np.ceil(radius))
-    y, x = np.mgrid[-r : r + 1, -r : r + 1]
-    return x**2 + y**2 <= radius**2
-
-
-def _bounding_box(ink: np.ndarray) -> tuple[slice, slice]:
-    rows, cols = np.nonzero(ink > 64)
-    return slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
-
-
 def _changed_ink(change: str, strength, ink: np.ndarray, rng) -> np.ndarray:
     """The geometric and stroke changes, on the 4x ink (white on black)."""
     if change == "rotation":
@@ -104,9 +93,10 @@ def _changed_ink(change: str, strength, ink: np.ndarray, rng) -> np.ndarray:
     if change == "squashed":
         return _affine(ink, np.array([[1.0, 0.0], [0.0, strength]]))
     if change == "stretched":
-        if not (ink > 64).any():
+        box = other_sources.ink_box(ink)
+        if box is None:
             return ink  # nothing to stretch
-        rows, cols = _bounding_box(ink)
+        rows, cols = box
         height, width = rows.stop - rows.start, cols.stop - cols.start
         target = max(height, width)
         scale = [1 + strength * (target / height - 1), 1 + strength * (target / width - 1)]
@@ -117,9 +107,9 @@ def _changed_ink(change: str, strength, ink: np.ndarray, rng) -> np.ndarray:
         out[top : top + grown.shape[0], left : left + grown.shape[1]] = grown
         return out
     if change == "thick":
-        return ndimage.grey_dilation(ink, footprint=_disk(strength * UP))
+        return ndimage.grey_dilation(ink, footprint=other_sources.disk(strength * UP))
     if change == "thin":
-        return ndimage.grey_erosion(ink, footprint=_disk(strength * UP))
+        return ndimage.grey_erosion(ink, footprint=other_sources.disk(strength * UP))
     if change == "blur":
         return ndimage.gaussian_filter(ink, strength * UP)
     if change == "clipped":
@@ -146,8 +136,8 @@ def page(change: str, strength, digit: np.ndarray, rng: np.random.Generator) -> 
     ink = np.clip(_changed_ink(change, strength, _high(digit), rng), 0, 255)
     if change == "small":
         ink = ndimage.zoom(ink, strength, order=1)
-    if change == "large" and (ink > 64).any():
-        box = ink[_bounding_box(ink)]
+    if change == "large" and (found := other_sources.ink_box(ink)) is not None:
+        box = ink[found]
         ink = ndimage.zoom(box, strength * PAGE / max(box.shape), order=1)
     paper = np.zeros((PAGE, PAGE))
     height, width = min(PAGE, ink.shape[0]), min(PAGE, ink.shape[1])
