@@ -164,23 +164,15 @@ def _without_rows(ink: np.ndarray, inside: np.ndarray) -> np.ndarray:
     """Paint over lines that run (within 4 degrees) along the rows: the ones with ink along
     most of the sheet, in a band thinner than a pen's stroke. Each is painted with what lies
     just above or below it, so a stroke that crosses it keeps its ink."""
-    rows, cols = np.nonzero(inside[:, ::4])  # every fourth column tells the sheet's extent
-    cols = cols * 4
-    inky_rows, inky_cols = np.nonzero(inside & (ink >= LINE_INK))
-    if len(inky_rows) == 0:
+    inky = inside & (ink >= LINE_INK)
+    if not inky.any():
         return ink
-    length = ink.shape[0] + ink.shape[1] + 1
-    best = (-1.0, None, None)
-    for tilt in TILTS:
-        offset = np.rint(np.arange(ink.shape[1]) * tilt).astype(np.intp)
-        shift = max(0, -offset.min())
-        totals = 4 * np.bincount(rows + offset[cols] + shift, minlength=length)
-        counts = np.bincount(inky_rows + offset[inky_cols] + shift, minlength=length)
-        share = np.where(totals >= 0.5 * totals.max(), counts / np.maximum(totals, 1), 0)
-        score = float(np.sum(share**4))
-        if score > best[0]:
-            best = (score, share, offset + shift)
-    _, share, offset = best
+    totals, counts, offsets = _along_tilts(inside, inky)
+    share = np.where(
+        totals >= 0.5 * totals.max(axis=1, keepdims=True), counts / np.maximum(totals, 1), 0
+    )
+    best = int(np.argmax(np.sum(share**4, axis=1)))  # the tilt the lines run along, if any
+    share, offset = share[best], offsets[best]
     lines = share >= LINE_SHARE
     bands, count = ndimage.label(lines)
     if count == 0:
@@ -204,6 +196,30 @@ def _without_rows(ink: np.ndarray, inside: np.ndarray) -> np.ndarray:
     painted = ink.copy()
     painted[r, c] = np.minimum(ink[r, c], np.maximum(ink[above, c], ink[below, c]))
     return painted
+
+
+def _along_tilts(*masks: np.ndarray) -> tuple:
+    """How many pixels of each mask lie on each line at each of TILTS: an array (tilts,
+    lines) per mask, where line r + offsets[tilt, column] holds row r's pixel at that column.
+
+    A tilt shifts runs of whole columns by whole rows, so a run's pixels in a row are one
+    difference of running sums, and one weighted count gathers every run at every tilt.
+    """
+    height, width = masks[0].shape
+    lines = height + width + 1
+    offsets = np.rint(np.arange(width)[None, :] * TILTS[:, None]).astype(np.intp)
+    offsets -= offsets.min(axis=1, keepdims=True)
+    tilt, starts = np.nonzero(np.diff(offsets, axis=1, prepend=-1))  # where each run starts
+    ends = np.append(starts[1:], width)
+    ends[np.append(tilt[1:] != tilt[:-1], True)] = width
+    line = (offsets[tilt, starts] + tilt * lines)[None, :] + np.arange(height)[:, None]
+    sums = []
+    for mask in masks:
+        running = np.pad(np.cumsum(mask, axis=1, dtype=np.int32), ((0, 0), (1, 0)))
+        runs = running[:, ends] - running[:, starts]  # (rows, runs)
+        counted = np.bincount(line.ravel(), weights=runs.ravel(), minlength=len(TILTS) * lines)
+        sums.append(counted.reshape(len(TILTS), lines))
+    return (*sums, offsets)
 
 
 def read_paper(values: np.ndarray) -> Paper:
