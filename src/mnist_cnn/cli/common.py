@@ -142,6 +142,34 @@ def add_min_confidence_option(parser) -> None:
     )
 
 
+def add_for_option(parser, runs_help: str | None = None) -> None:
+    """predict's and serve's `--for handwriting`: the model chosen for a use, not named."""
+    from mnist_cnn.inference.handwriting import PURPOSES
+
+    parser.add_argument(
+        "--for",
+        dest="purpose",
+        choices=PURPOSES,
+        help="use the run under --runs that reads people's handwriting best (the best "
+        "robustness-suite mean its training measured), instead of naming one",
+    )
+    if runs_help:
+        parser.add_argument("--runs", default="runs", help=runs_help)
+
+
+def model_for(args) -> dict | None:
+    """With --for: set args.model to the chosen run, say which on stderr, and return what
+    was chosen and why (the server shows it); without, None."""
+    if not args.purpose:
+        return None
+    from mnist_cnn.inference.handwriting import run_for_handwriting
+
+    choice = run_for_handwriting(args.runs)
+    args.model = str(choice.run)
+    print(f"{PROG} {args.command}: {choice.describe()}", file=sys.stderr, flush=True)
+    return choice.to_dict()
+
+
 def check_min_confidence(value: float) -> None:
     """predict's and serve's --min-confidence: a probability."""
     if not 0.0 <= value <= 1.0:

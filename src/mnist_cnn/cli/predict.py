@@ -13,15 +13,18 @@ from mnist_cnn.cli.common import (
     add_address_option,
     add_command,
     add_data_options,
+    add_for_option,
     add_min_confidence_option,
     check_min_confidence,
     dataset_for,
     load_keras,
+    model_for,
     print_json,
 )
 
 
 def run(args) -> None:
+    _model_or_purpose(args)
     if args.sample:
         args.inputs = [*args.inputs, *(samples.PREFIX + name for name in samples.names())]
     for item in args.inputs:  # a misspelt sample: one line, before Keras loads
@@ -34,6 +37,7 @@ def run(args) -> None:
             else "give either image files or --index, not both"
         )
     check_min_confidence(args.min_confidence)
+    model_for(args)
     if not 1 <= args.top_k <= 10:
         raise UsageError(f"--top-k must be between 1 and 10, got {args.top_k}")
     from mnist_cnn.scale import cluster
@@ -56,6 +60,26 @@ def run(args) -> None:
         all_read = _predict_files(args)
     if not all_read:
         raise PartialFailure()
+
+
+def _model_or_purpose(args) -> None:
+    """A model named first, or --for handwriting and no model: then the first name is an
+    input (a model given as well is an error, not a folder of images to read)."""
+    from mnist_cnn import rundir
+
+    if not args.purpose:
+        if args.model is None:
+            raise UsageError("name a run directory or model file first, or use --for handwriting")
+        return
+    if args.model is None:
+        return
+    named = Path(args.model)
+    if named.suffix in rundir.MODEL_SUFFIXES or (named / rundir.MODEL).is_file():
+        raise UsageError(
+            f"give a model ({args.model}) or --for {args.purpose}, not both: "
+            f"--for {args.purpose} chooses the run under --runs itself"
+        )
+    args.inputs, args.model = [args.model, *args.inputs], None
 
 
 def _predict_on_cluster(args, address: str) -> bool:
@@ -203,11 +227,12 @@ def add_parser(sub) -> None:
         f"{PROG} predict runs/fast-20261121-101500 my-digit.jpg photos/ 'scans/*.png'\n"
         f"  {PROG} predict runs/fast-20261121-101500 --index 0 --index 7\n"
         f"  {PROG} predict runs/fast-20261121-101500 --sample\n"
-        f"  {PROG} predict runs/fast-20261121-101500 samples:photo-of-a-9\n\n"
+        f"  {PROG} predict runs/fast-20261121-101500 samples:photo-of-a-9\n"
+        f"  {PROG} predict --for handwriting my-digit.jpg\n\n"
         f"samples (pictures that come with {PROG}): {', '.join(samples.names())}",
         run,
     )
-    p.add_argument("model", metavar="RUN_DIR|MODEL")
+    p.add_argument("model", nargs="?", metavar="RUN_DIR|MODEL")
     p.set_defaults(trailing="inputs")  # more inputs may follow the flags
     p.add_argument(
         "inputs",
@@ -245,5 +270,6 @@ def add_parser(sub) -> None:
         help="folder for the PNGs (default: predictions/; for --index, "
         "predictions/ beside the model)",
     )
+    add_for_option(p, "with --for: where to look for runs (default: runs/)")
     add_data_options(p, default_dataset=None)
     add_address_option(p, "read a large folder across a Ray cluster (Ray Data)")

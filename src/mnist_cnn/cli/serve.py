@@ -11,10 +11,12 @@ from mnist_cnn.cli.common import (
     UsageError,
     add_address_option,
     add_command,
+    add_for_option,
     add_min_confidence_option,
     check_min_confidence,
     load_keras,
     log,
+    model_for,
 )
 
 
@@ -30,12 +32,18 @@ def run(args) -> None:
     address = _address(args)
     from mnist_cnn import rundir
 
+    if args.purpose and args.model is not None:
+        raise UsageError(
+            f"give a model ({args.model}) or --for {args.purpose}, not both: "
+            f"--for {args.purpose} chooses the run under --runs itself"
+        )
+    chosen = model_for(args)
     warning = None
     if args.model is None:
         args.model, warning = rundir.run_to_serve(args.runs)
     model = rundir.model_path(args.model, rundir.MODEL_SUFFIXES)
     if address:
-        return _serve_on_cluster(args, address, model, warning)
+        return _serve_on_cluster(args, address, model, warning, chosen)
     if model.suffix != ".onnx":
         load_keras(intra_op_threads=1)  # requests run side by side, one core each
     from mnist_cnn.server import serve
@@ -43,7 +51,8 @@ def run(args) -> None:
     if warning:
         print(f"{PROG} serve: warning: {warning}", file=sys.stderr)
     print(
-        f"serving {model} ({_accuracy(model)}) at http://{args.host}:{args.port}/ (Ctrl-C stops)",
+        f"serving {model} ({_accuracy(model)}){_purpose(chosen)} at "
+        f"http://{args.host}:{args.port}/ (Ctrl-C stops)",
         flush=True,
     )
     serve(
@@ -53,6 +62,7 @@ def run(args) -> None:
         max_body=int(args.max_body_mb * 1024 * 1024),
         min_confidence=args.min_confidence,
         workers=args.workers,
+        chosen=chosen,
     )
 
 
@@ -72,7 +82,11 @@ def _address(args) -> str | None:
     return address
 
 
-def _serve_on_cluster(args, address: str, model, warning: str | None) -> None:
+def _purpose(chosen: dict | None) -> str:
+    return f" for {chosen['for']}" if chosen else ""
+
+
+def _serve_on_cluster(args, address: str, model, warning: str | None, chosen: dict | None) -> None:
     """The same app as N Ray Serve replicas across the cluster, until Ctrl-C."""
     from mnist_cnn.scale import cluster, serving
 
@@ -83,7 +97,8 @@ def _serve_on_cluster(args, address: str, model, warning: str | None) -> None:
 
     def ready(url: str, where) -> None:
         print(
-            f"serving {model} ({_accuracy(model)}) with {args.replicas} replica(s) on "
+            f"serving {model} ({_accuracy(model)}){_purpose(chosen)} with {args.replicas} "
+            "replica(s) on "
             f"{where.describe()} at {url} (Ctrl-C stops)",
             flush=True,
         )
@@ -92,6 +107,7 @@ def _serve_on_cluster(args, address: str, model, warning: str | None) -> None:
         "model": str(model.resolve()),
         "max_body": int(args.max_body_mb * 1024 * 1024),
         "min_confidence": args.min_confidence,
+        "chosen": chosen,
     }
     serving.serve_on_cluster(
         address, model.resolve(), args.host, args.port, args.replicas, settings, ready
@@ -123,7 +139,7 @@ def add_parser(sub) -> None:
         sub,
         "serve",
         "the draw-a-digit page and the HTTP API (POST /api/predict, GET /api/model, /docs)",
-        f"{PROG} serve runs/fast-20261121-101500 --port 8000",
+        f"{PROG} serve runs/fast-20261121-101500 --port 8000\n  {PROG} serve --for handwriting",
         run,
     )
     p.add_argument(
@@ -134,8 +150,11 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    add_for_option(p)
     p.add_argument(
-        "--runs", default="runs", help="where to look for the newest run (default: runs/)"
+        "--runs",
+        default="runs",
+        help="where to look for the newest run, or with --for the best (default: runs/)",
     )
     p.add_argument(
         "--workers",

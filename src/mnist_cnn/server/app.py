@@ -88,15 +88,18 @@ class RequestError(Exception):
         self.status = status
 
 
-def create_app(classifier: Classifier, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
-    """The app for one loaded classifier; bodies over `max_body` bytes get 413."""
+def create_app(
+    classifier: Classifier, max_body: int = DEFAULT_MAX_BODY, chosen: dict | None = None
+) -> FastAPI:
+    """The app for one loaded classifier; bodies over `max_body` bytes get 413. `chosen`:
+    what the model was chosen for and why (`serve --for`), shown by /api/model and the page."""
     api = FastAPIOffline(  # FastAPI, with /docs's scripts served from here, not a CDN
         title="mnist-cnn",
         version=__version__,
         summary="Read handwritten digits: draw one at /, or POST an image to /api/predict.",
     )
     api.add_middleware(BodyLimit, max_bytes=max_body)
-    info = model_info(classifier)
+    info = {**model_info(classifier), "chosen": chosen}
     work: dict = {}
 
     @api.exception_handler(RequestError)
@@ -256,12 +259,18 @@ def serve(
     max_body: int = DEFAULT_MAX_BODY,
     min_confidence: float = MIN_CONFIDENCE,
     workers: int = 1,
+    chosen: dict | None = None,
 ) -> None:
     """Run the app on uvicorn until interrupted; each of `workers` processes loads the model."""
     import uvicorn
 
     os.environ[SETTINGS_ENV] = json.dumps(
-        {"model": str(model), "max_body": max_body, "min_confidence": min_confidence}
+        {
+            "model": str(model),
+            "max_body": max_body,
+            "min_confidence": min_confidence,
+            "chosen": chosen,
+        }
     )
     if workers == 1:
         uvicorn.run(app_from_environment(), host=host, port=port, log_level="warning")
@@ -306,4 +315,4 @@ def app_from_environment() -> FastAPI:
     """The app `serve` describes in $MNIST_CNN_SERVE (how uvicorn's worker processes get it)."""
     settings = json.loads(os.environ[SETTINGS_ENV])
     classifier = Classifier(settings["model"], min_confidence=settings["min_confidence"], threads=1)
-    return create_app(classifier, settings["max_body"])
+    return create_app(classifier, settings["max_body"], settings.get("chosen"))

@@ -186,7 +186,8 @@ fetch("/api/model")
   .then((r) => r.json())
   .then((m) => {
     const accuracy = m.test_accuracy == null ? "" : ` · ${(m.test_accuracy * 100).toFixed(2)}% on the MNIST test set`;
-    document.getElementById("model-line").textContent = `Model: ${m.name}${accuracy}`;
+    const chosen = m.chosen == null ? "" : ` · chosen for ${m.chosen.for}: ${(m.chosen.suite_mean * 100).toFixed(1)}% on the robustness suite, the best of ${m.chosen.measured_runs} measured`;
+    document.getElementById("model-line").textContent = `Model: ${m.name}${accuracy}${chosen}`;
   })
   .catch(() => {});
 
