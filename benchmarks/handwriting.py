@@ -1,0 +1,111 @@
+"""The handwriting the tests read, read by whole models: photographed digits, photos on a desk,
+in a shadow, on lined and squared paper, one person's felt-pen hand, and numbers.
+
+The same pictures as the tests make (tests/paper.py and tests/test_predict.py, over MNIST
+test digits, fixed seeds), but more of them, read through `Classifier` as `predict` reads
+files. One Markdown table: a row per kind of picture, a column per model. Run it before and
+after a change to the preprocessing (PYTHONPATH=OLD_TREE/src for the code before) to see
+that nothing the tests measure got worse.
+
+    python benchmarks/handwriting.py RUN_OR_MODEL [...] [--digits 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+from paper import (  # noqa: E402
+    in_a_hand,
+    in_a_shadow,
+    on_a_desk,
+    on_lined_paper,
+    on_squared_paper,
+    photograph,
+)
+
+from mnist_cnn.backend import import_keras, versions  # noqa: E402
+
+import_keras()
+
+from mnist_cnn.data import sources  # noqa: E402
+from mnist_cnn.inference.classifier import Classifier  # noqa: E402
+
+NUMBERS = 60  # rows of 2-6 digits
+
+
+def felt_pen(digit, rng):
+    return in_a_hand(digit, rng, scale=4)  # as tests/test_own_digits.py writes it
+
+
+KINDS = {  # name: (how it is drawn, seed, first test digit)
+    "photographed (test_own_digits)": (photograph, 7, 0),
+    "on a desk (test_photos)": (on_a_desk, 11, 2000),
+    "in a shadow (test_photos)": (in_a_shadow, 11, 4000),
+    "lined paper (test_photos)": (on_lined_paper, 11, 6000),
+    "squared paper (test_photos)": (on_squared_paper, 11, 8000),
+    "felt-pen hand (test_own_digits)": (felt_pen, 3, 1000),
+}
+
+
+def pictures(count: int) -> dict[str, tuple[list, np.ndarray]]:
+    """Each kind's pictures and labels: `count` test digits from its own first index."""
+    _, (x_test, y_test) = sources.load_dataset("mnist")
+    made = {}
+    for name, (render, seed, first) in KINDS.items():
+        rng = np.random.default_rng(seed)
+        picks = range(first, first + count)
+        made[name] = ([render(x_test[i], rng) for i in picks], y_test[first : first + count])
+    return made
+
+
+def numbers(folder: Path) -> dict[str, str]:
+    from test_predict import write_numbers  # the test's own numbers, seed 7
+
+    return write_numbers(folder, sources.load_dataset("mnist"), NUMBERS)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", help="run directories or model files")
+    parser.add_argument("--digits", type=int, default=200, help="pictures per kind")
+    args = parser.parse_args()
+    import tempfile
+
+    made = pictures(args.digits)
+    with tempfile.TemporaryDirectory() as folder:
+        truth = numbers(Path(folder))
+        table = {}
+        for model in args.models:
+            classifier = Classifier(model, threads=1)
+            for name, (images, labels) in made.items():
+                read = classifier.predict_images(images)
+                right = sum(
+                    p is not None and p.digit == y for (_, p), y in zip(read, labels, strict=True)
+                )
+                table.setdefault(name, []).append(f"{right / len(labels):.1%}")
+            right = sum(
+                classifier.predict_number(path, path)["number"] == number
+                for path, number in truth.items()
+            )
+            table.setdefault(f"numbers, whole (test_predict, {NUMBERS})", []).append(
+                f"{right / NUMBERS:.1%}"
+            )
+    print(
+        f"{args.digits} pictures per kind (MNIST test digits, the tests' seeds); "
+        f"{time.strftime('%Y-%m-%d')}; {versions('keras')}\n"
+    )
+    print("| pictures | " + " | ".join(Path(m).name for m in args.models) + " |")
+    print("| --- |" + " ---: |" * len(args.models))
+    for name, cells in table.items():
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
