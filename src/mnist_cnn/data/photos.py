@@ -96,11 +96,23 @@ def paper_light(values: np.ndarray) -> np.ndarray:
     strokes = darkness >= otsu(darkness)
     if not strokes.any() or strokes.all():  # a blank page
         return light
-    width = 4 * float(np.median(ndimage.distance_transform_edt(strokes)[strokes]))
+    width = 4 * float(np.median(_distances_inside(strokes)))
     size = int(np.clip(STROKES_WIDE * width, 3, widest))
     if size >= widest:
         return light
     return _closing(values, size)
+
+
+def _distances_inside(mask: np.ndarray) -> np.ndarray:
+    """Each True pixel's distance to the nearest False one: the distance transform over the
+    mask's bounding box and a pixel more, the same numbers for a fraction of the work (any
+    False pixel further out lies behind one in that ring)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    box = mask[
+        max(rows[0] - 1, 0) : rows[-1] + 2,
+        max(cols[0] - 1, 0) : cols[-1] + 2,
+    ]
+    return ndimage.distance_transform_edt(box)[box]
 
 
 def _closing(values: np.ndarray, size: int) -> np.ndarray:
@@ -157,7 +169,7 @@ def sheet_tilt(sheet: np.ndarray) -> float:
 def without_ruled_lines(ink: np.ndarray, inside: np.ndarray) -> np.ndarray:
     """The ink with the lines of lined or squared paper painted over, across and down."""
     ink = _without_rows(ink, inside)
-    return _without_rows(ink.T, inside.T).T
+    return _without_rows(np.ascontiguousarray(ink.T), np.ascontiguousarray(inside.T)).T
 
 
 def _without_rows(ink: np.ndarray, inside: np.ndarray) -> np.ndarray:
@@ -185,6 +197,8 @@ def _without_rows(ink: np.ndarray, inside: np.ndarray) -> np.ndarray:
         if span[0].stop - span[0].start <= widest:
             first[span[0]] = span[0].start
             last[span[0]] = span[0].stop - 1
+    if (first < 0).all():  # every band of ink along the sheet is too wide for a ruled line
+        return ink
     grid_rows, grid_cols = np.indices(ink.shape)
     line = grid_rows + offset[grid_cols]
     on = first[line] >= 0
@@ -212,12 +226,20 @@ def _along_tilts(*masks: np.ndarray) -> tuple:
     tilt, starts = np.nonzero(np.diff(offsets, axis=1, prepend=-1))  # where each run starts
     ends = np.append(starts[1:], width)
     ends[np.append(tilt[1:] != tilt[:-1], True)] = width
-    line = (offsets[tilt, starts] + tilt * lines)[None, :] + np.arange(height)[:, None]
+    at = offsets[tilt, starts] + tilt * lines  # each run's first line, all tilts in a row
     sums = []
     for mask in masks:
-        running = np.pad(np.cumsum(mask, axis=1, dtype=np.int32), ((0, 0), (1, 0)))
-        runs = running[:, ends] - running[:, starts]  # (rows, runs)
-        counted = np.bincount(line.ravel(), weights=runs.ravel(), minlength=len(TILTS) * lines)
+        if mask.all():  # the whole photo is the sheet: a run of n columns adds n to the
+            ends_at = np.zeros(len(TILTS) * lines + 1)  # height lines from its first on
+            np.add.at(ends_at, at, ends - starts)
+            np.add.at(ends_at, at + height, starts - ends)
+            counted = np.cumsum(ends_at[:-1])
+        else:  # only the rows with any of the mask in them count
+            rows = np.flatnonzero(mask.any(axis=1))
+            running = np.pad(np.cumsum(mask[rows], axis=1, dtype=np.int32), ((0, 0), (1, 0)))
+            runs = running[:, ends] - running[:, starts]  # (rows, runs)
+            line = at[None, :] + rows[:, None]
+            counted = np.bincount(line.ravel(), weights=runs.ravel(), minlength=len(TILTS) * lines)
         sums.append(counted.reshape(len(TILTS), lines))
     return (*sums, offsets)
 
