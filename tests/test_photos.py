@@ -77,3 +77,43 @@ def test_the_sheet_is_found_and_squared_up(mnist):
         rim = np.concatenate([sheet[0], sheet[-1], sheet[:, 0], sheet[:, -1]])
         assert not rim.any()  # the desk all round it is not read
         assert steps["grey"][sheet].mean() > steps["grey"][~sheet].mean() + 50
+
+
+@pytest.mark.quick
+def test_the_ruled_line_search_counts_each_tilted_line_exactly():
+    """The all-tilts count (running sums, one weighted bincount) is each tilt's own count of
+    the pixels on each line, for a sheet that is the whole photo and for one that is not."""
+    from mnist_cnn.data import photos
+
+    rng = np.random.default_rng(0)
+    for height, width, cut in ((50, 70, 0), (123, 97, 9), (30, 200, 4)):
+        ink = rng.random((height, width)) < 0.3
+        ink[:cut] = False  # rows with no ink at all
+        inside = np.ones((height, width), bool)
+        inside[:, :cut] = False
+        for mask, counted in zip((inside, ink), photos._along_tilts(inside, ink)[:2], strict=True):
+            rows, cols = np.nonzero(mask)
+            for index, tilt in enumerate(photos.TILTS):
+                offset = np.rint(np.arange(width) * tilt).astype(np.intp)
+                line = rows + (offset - offset.min())[cols]
+                assert (np.bincount(line, minlength=height + width + 1) == counted[index]).all()
+        whole = photos._along_tilts(np.ones((height, width), bool), ink)[0]
+        assert (whole.sum(axis=1) == height * width).all()
+
+
+@pytest.mark.quick
+def test_stroke_distances_from_the_ink_box_are_the_whole_images():
+    from scipy import ndimage
+
+    from mnist_cnn.data import photos
+
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        height, width = rng.integers(5, 60, 2)
+        mask = np.zeros((height, width), bool)
+        top, left = rng.integers(0, height), rng.integers(0, width)
+        bottom, right = rng.integers(top, height) + 1, rng.integers(left, width) + 1
+        mask[top:bottom, left:right] = rng.random((bottom - top, right - left)) < 0.6
+        if mask.any():
+            whole = ndimage.distance_transform_edt(mask)[mask]
+            assert np.array_equal(photos._distances_inside(mask), whole)
