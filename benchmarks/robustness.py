@@ -8,6 +8,10 @@ strength, then the unchanged page, the mean over every change and the worst.
     python benchmarks/robustness.py RUN_OR_MODEL [...] [--per-change 500] [--seed 0]
                                     [--split test|validation]
 
+`RUN+RUN+...` is an ensemble of those runs: the mean of their probabilities, as `train
+--ensemble` makes one (member i is the single run with seed + i). Its MNIST test accuracy
+is measured here, once, and its fit is the sum of its members'.
+
 `--split validation` builds the suite from the validation digits (the last 5% of train,
 every catalogue recipe's split that selects) instead of the test digits: what a model made
 for handwriting is chosen on, so that the test digits are read once per finished model.
@@ -21,6 +25,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from mnist_cnn.backend import import_keras, versions
 
@@ -51,8 +57,7 @@ def main() -> int:
     built = time.perf_counter() - started
     results = {}
     for model in args.models:
-        classifier = Classifier(model)
-        results[Path(model).name] = robustness.score(suite, classifier.probabilities)
+        results[_name(model)] = robustness.score(suite, _probabilities(model))
     info = versions()
     print(
         f"{info['machine']}, {info['cpu_count']} CPU cores; Keras {info['keras']} on "
@@ -89,6 +94,27 @@ def main() -> int:
     return 0
 
 
+def _name(model: str) -> str:
+    return "+".join(Path(member).name for member in model.split("+"))
+
+
+def _probabilities(model: str):
+    """A model's probabilities, or an ensemble's (`A+B`): the mean of its members'."""
+    classifiers = [Classifier(member) for member in model.split("+")]
+    if len(classifiers) == 1:
+        return classifiers[0].probabilities
+    return lambda images: np.mean([c.probabilities(images) for c in classifiers], axis=0)
+
+
+def _ensemble_figures(model: str) -> tuple[float, float]:
+    """An ensemble's MNIST test accuracy (read once, here) and its members' fit, in minutes."""
+    _, (x_test, y_test) = sources.load_dataset("mnist")
+    predicted = _probabilities(model)(x_test).argmax(axis=1)
+    runs = [rundir.run_dir_of(member) for member in model.split("+")]
+    fit = sum(rundir.read_json(run / rundir.METRICS)["train_seconds"] for run in runs) / 60
+    return float(np.mean(predicted == y_test)), fit
+
+
 def _middle(result: dict, change: str) -> float:
     """A change's accuracy at its middle strength."""
     rows = [row for row in result["rows"] if row["change"] == change]
@@ -103,8 +129,18 @@ def summary(models: list[str], results: dict) -> None:
     groups: dict[str, list[str]] = {}
     recipes: dict[str, str] = {}  # a model's first recipe; runs of another get their own row
     for model in models:
-        run = rundir.run_dir_of(model)
+        members = model.split("+")
+        run = rundir.run_dir_of(members[0])
         name = Path(model).name
+        if len(members) > 1:  # as `train --ensemble` makes it only if one recipe trained all
+            configs = [rundir.read_json(rundir.run_dir_of(m) / rundir.CONFIG) for m in members]
+            recipes = {
+                json.dumps({k: v for k, v in c["settings"].items() if k != "seed"}, sort_keys=True)
+                for c in configs
+            }
+            name = f"{configs[0]['model']} --ensemble {len(members)}"
+            groups[name if len(recipes) == 1 else f"ensemble of {_name(model)}"] = [model]
+            continue
         if run:
             config = rundir.read_json(run / rundir.CONFIG)
             settings = {k: v for k, v in config["settings"].items() if k != "seed"}
@@ -121,16 +157,23 @@ def summary(models: list[str], results: dict) -> None:
     )
     print("| --- | --- |" + " ---: |" * (len(middles) + 3))
     for name, members in groups.items():
-        means = [results[Path(m).name]["mean"] for m in members]
-        runs = [rundir.run_dir_of(m) for m in members]
+        means = [results[_name(m)]["mean"] for m in members]
+        runs = [rundir.run_dir_of(m.split("+")[0]) for m in members]
         metrics = [rundir.read_json(r / rundir.METRICS) for r in runs if r]
         seeds = [rundir.read_json(r / rundir.CONFIG)["settings"].get("seed") for r in runs if r]
         tests = [m["test_accuracy"] for m in metrics]
         fits = [m["train_seconds"] / 60 for m in metrics]
+        if "+" in members[0]:  # one ensemble: its own test accuracy, its members' seeds
+            test, fit = _ensemble_figures(members[0])
+            tests, fits = [test], [fit]
+            seeds = [
+                rundir.read_json(rundir.run_dir_of(m) / rundir.CONFIG)["settings"].get("seed")
+                for m in members[0].split("+")
+            ]
         print(
-            f"| `{name}` | {len(members)} ({', '.join(map(str, seeds))}) "
+            f"| `{name}` | {len(seeds)} ({', '.join(map(str, seeds))}) "
             + "".join(
-                f"| {statistics.mean(_middle(results[Path(m).name], change) for m in members):.1%} "
+                f"| {statistics.mean(_middle(results[_name(m)], change) for m in members):.1%} "
                 for change in OTHER_SOURCES
             )
             + f"| {statistics.mean(means):.1%} ({min(means):.1%}) "

@@ -34,7 +34,7 @@ BORDER_SLIVER = 0.2  # ink on the border under this share of the largest piece i
 SAME_DIGIT_OVERLAP = 0.5  # pieces overlapping this much horizontally belong to one digit
 SEVERAL_HEIGHT, SEVERAL_GAP = 0.6, 0.1  # a row is clearly several digits (clearly_several)
 FRAGMENT = 0.5  # a group less than half as tall as the median digit is a broken stroke
-WORKING_SIDE = 400  # large photos are reduced to about this size before the pixel work
+WORKING_SIDE = 360  # large photos are reduced to this side first (400 to 320 measured: see docs)
 # Scans from other collections (measured on validation digits: benchmarks/preprocessing.py).
 BOX_FILLED_WIDTH: float | None = None  # a digit filling its image edge to edge: width/height
 BOX_FILLED_SPAN = 0.9  # ... its ink spans this share of the image, across and down
