@@ -34,7 +34,10 @@ BORDER_SLIVER = 0.2  # ink on the border under this share of the largest piece i
 SAME_DIGIT_OVERLAP = 0.5  # pieces overlapping this much horizontally belong to one digit
 SEVERAL_HEIGHT, SEVERAL_GAP = 0.6, 0.1  # a row is clearly several digits (clearly_several)
 FRAGMENT = 0.5  # a group less than half as tall as the median digit is a broken stroke
-WORKING_SIDE = 360  # large photos are reduced to this side first (400 to 320 measured: see docs)
+# Large photos are reduced to this side before the pixel work: one digit to 360 px (quicker, and
+# the tests' photos read as well or better), a row of digits to 400 (each digit is a part of
+# it: 360 px read 189 of the 200 test numbers, 400 px 192). Measured in docs/handwriting.md.
+DIGIT_SIDE, ROW_SIDE = 360, 400
 # Scans from other collections (measured on validation digits: benchmarks/preprocessing.py).
 BOX_FILLED_WIDTH: float | None = None  # a digit filling its image edge to edge: width/height
 BOX_FILLED_SPAN = 0.9  # ... its ink spans this share of the image, across and down
@@ -155,9 +158,9 @@ def grey(image: Image.Image) -> np.ndarray:
     return alpha * levels + (1 - alpha) * background
 
 
-def _reduce(values: np.ndarray) -> np.ndarray:
+def _reduce(values: np.ndarray, side: int) -> np.ndarray:
     """Shrink a large photo (area-averaging) so the pixel work stays cheap."""
-    scale = WORKING_SIDE / max(values.shape)
+    scale = side / max(values.shape)
     if scale >= 1:
         return values
     size = (max(1, round(values.shape[1] * scale)), max(1, round(values.shape[0] * scale)))
@@ -226,7 +229,7 @@ def to_mnist(source: Source, name: str | None = None) -> Preprocessed:
     centred 28x28 image.
     """
     label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
-    grey_levels = _smoothed_if_binary(_reduce(grey(open_image(source, label))))
+    grey_levels = _smoothed_if_binary(_reduce(grey(open_image(source, label)), DIGIT_SIDE))
     paper = ink(grey_levels)
     mask, threshold = ink_mask(paper.ink, label)
     _, groups, boxes = _digit_groups(mask)
@@ -313,7 +316,7 @@ def split_digits(source: Source, name: str | None = None) -> list[Preprocessed]:
     bar of a 5, a broken 4) are joined, and specks are dropped.
     """
     label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
-    grey_levels = _reduce(grey(open_image(source, label)))
+    grey_levels = _reduce(grey(open_image(source, label)), ROW_SIDE)
     strokes = ink(grey_levels).ink
     mask, threshold = ink_mask(strokes, label)
     pieces, groups, boxes = _digit_groups(mask)
