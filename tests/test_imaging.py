@@ -225,3 +225,25 @@ def test_scan_choices_are_off_and_touch_only_their_scans(mnist, monkeypatch):
         assert not np.array_equal(before[name], after[name]), name
     ink_columns = np.flatnonzero(after["filled"].max(axis=0) > 64)
     assert ink_columns.max() - ink_columns.min() + 1 <= 0.75 * 20 + 1  # 0.7 of 20 wide
+
+
+def test_a_phone_sized_jpeg_is_decoded_small_and_reads_the_same(mnist):
+    """A 12-megapixel-class JPEG is decoded at a fraction of its size (Pillow's draft), and
+    the digit made from it is the one the full decode makes."""
+    import io
+
+    from PIL import Image
+
+    from mnist_cnn.data import imaging
+
+    _, (x_test, _) = mnist
+    buffer = io.BytesIO()
+    page = Image.fromarray(255 - x_test[7]).resize((3000, 3000), Image.BICUBIC)
+    page.save(buffer, "JPEG", quality=90)
+    data = buffer.getvalue()
+    assert max(imaging.open_image(data, side=imaging.DIGIT_SIDE).size) < 1000
+    assert imaging.open_image(data).size == (3000, 3000)  # no side: decoded whole
+    quick = imaging.to_mnist(data).image.astype(float)
+    whole = imaging._reduce(imaging.grey(imaging.open_image(data)), imaging.DIGIT_SIDE)
+    full = imaging.to_mnist(whole).image.astype(float)
+    assert np.corrcoef(quick.ravel(), full.ravel())[0, 1] > 0.98
