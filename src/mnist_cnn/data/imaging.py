@@ -70,11 +70,8 @@ Source = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 def open_image(source: Source, name: str | None = None, side: int | None = None) -> Image.Image:
     """Open a path, bytes, PIL image or array as a PIL image, refusing bombs before decoding.
-
-    `side`: the size the image will be reduced to. A JPEG twice as large or more is then
-    decoded in grey at a half, quarter or eighth of its size, still over `side` (Pillow's
-    `draft`): a phone's 12-megapixel photo decodes in a fraction of the time.
-    """
+    A JPEG twice `side` (the size it is reduced to) or more is decoded small, in grey, still
+    over `side` (Pillow's `draft`): a phone's photo decodes in a fraction of the time."""
     label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
     if isinstance(source, Image.Image):
         image = source
