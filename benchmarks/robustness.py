@@ -20,6 +20,7 @@ for handwriting is chosen on, so that the test digits are read once per finished
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -98,6 +99,13 @@ def _name(model: str) -> str:
     return "+".join(Path(member).name for member in model.split("+"))
 
 
+def _recipe(config: dict) -> str:
+    """A run's settings but its seed: runs with the same one are seeds of one recipe."""
+    settings = {k: v for k, v in config["settings"].items() if k != "seed"}
+    return json.dumps(settings, sort_keys=True, default=str)
+
+
+@functools.cache  # the suite and the ensemble's test accuracy read through the same models
 def _probabilities(model: str):
     """A model's probabilities, or an ensemble's (`A+B`): the mean of its members'."""
     classifiers = [Classifier(member) for member in model.split("+")]
@@ -134,17 +142,13 @@ def summary(models: list[str], results: dict) -> None:
         name = Path(model).name
         if len(members) > 1:  # as `train --ensemble` makes it only if one recipe trained all
             configs = [rundir.read_json(rundir.run_dir_of(m) / rundir.CONFIG) for m in members]
-            recipes = {
-                json.dumps({k: v for k, v in c["settings"].items() if k != "seed"}, sort_keys=True)
-                for c in configs
-            }
             name = f"{configs[0]['model']} --ensemble {len(members)}"
-            groups[name if len(recipes) == 1 else f"ensemble of {_name(model)}"] = [model]
+            one_recipe = len({_recipe(config) for config in configs}) == 1
+            groups[name if one_recipe else f"ensemble of {_name(model)}"] = [model]
             continue
         if run:
             config = rundir.read_json(run / rundir.CONFIG)
-            settings = {k: v for k, v in config["settings"].items() if k != "seed"}
-            recipe = json.dumps(settings, sort_keys=True, default=str)
+            recipe = _recipe(config)
             name = config["model"]
             if recipes.setdefault(name, recipe) != recipe:
                 name = f"{name} ({run.name}: other settings)"

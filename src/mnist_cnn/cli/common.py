@@ -157,6 +157,14 @@ def add_for_option(parser, runs_help: str | None = None) -> None:
         parser.add_argument("--runs", default="runs", help=runs_help)
 
 
+def model_and_purpose(args) -> UsageError:
+    """The error for a model named together with --for, which chooses the model itself."""
+    return UsageError(
+        f"give a model ({args.model}) or --for {args.purpose}, not both: "
+        f"--for {args.purpose} chooses the run under --runs itself"
+    )
+
+
 def model_for(args) -> dict | None:
     """With --for: set args.model to the chosen run, say which on stderr, and return what
     was chosen and why (the server shows it); without, None."""

@@ -18,6 +18,7 @@ from mnist_cnn.cli.common import (
     check_min_confidence,
     dataset_for,
     load_keras,
+    model_and_purpose,
     model_for,
     print_json,
 )
@@ -75,10 +76,7 @@ def _model_or_purpose(args) -> None:
         return
     named = Path(args.model)
     if named.suffix in rundir.MODEL_SUFFIXES or (named / rundir.MODEL).is_file():
-        raise UsageError(
-            f"give a model ({args.model}) or --for {args.purpose}, not both: "
-            f"--for {args.purpose} chooses the run under --runs itself"
-        )
+        raise model_and_purpose(args)
     args.inputs, args.model = [args.model, *args.inputs], None
 
 

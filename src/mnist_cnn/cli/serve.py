@@ -16,6 +16,7 @@ from mnist_cnn.cli.common import (
     check_min_confidence,
     load_keras,
     log,
+    model_and_purpose,
     model_for,
 )
 
@@ -33,10 +34,7 @@ def run(args) -> None:
     from mnist_cnn import rundir
 
     if args.purpose and args.model is not None:
-        raise UsageError(
-            f"give a model ({args.model}) or --for {args.purpose}, not both: "
-            f"--for {args.purpose} chooses the run under --runs itself"
-        )
+        raise model_and_purpose(args)
     chosen = model_for(args)
     warning = None
     if args.model is None:
