@@ -38,6 +38,7 @@ from mnist_cnn.data import sources  # noqa: E402
 from mnist_cnn.inference.classifier import Classifier  # noqa: E402
 from mnist_cnn.reporting import robustness  # noqa: E402
 from mnist_cnn.training import split_validation  # noqa: E402
+from mnist_cnn.training.config import comparable  # noqa: E402
 
 VALIDATION = 0.05
 OTHER_SOURCES = ("box-filled", "coarse-binary", "clipped", "blunt")  # summary columns
@@ -100,8 +101,9 @@ def _name(model: str) -> str:
 
 
 def _recipe(config: dict) -> str:
-    """A run's settings but its seed: runs with the same one are seeds of one recipe."""
-    settings = {k: v for k, v in config["settings"].items() if k != "seed"}
+    """A run's settings but its seed: runs with the same one are seeds of one recipe (a
+    strength recorded as 0 or not recorded at all is the same)."""
+    settings = {k: comparable(k, v) for k, v in config["settings"].items() if k != "seed"}
     return json.dumps(settings, sort_keys=True, default=str)
 
 

@@ -158,26 +158,33 @@ def test_one_resampling_keeps_digits_sharper_than_keras_three_layers(digits):
     assert np.mean(ours > 0.1) < np.mean(theirs > 0.1)  # less smeared ink
 
 
-def test_clip_cuts_a_band_off_one_side_of_the_ink(digits):
-    """`clip`: the digits it picks lose a band at one side of their ink's extent, up to
-    30% of it, and nothing else; the others are untouched."""
+def _ink_extent(image):
+    rows, cols = np.nonzero(image > 0.25 * image.max())
+    return rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+
+
+def _centre(image):
+    y, x = np.mgrid[: image.shape[0], : image.shape[1]]
+    return np.array([(image * y).sum(), (image * x).sum()]) / image.sum()
+
+
+def test_clip_cuts_a_side_off_and_enlarges_the_rest_back_to_its_box(digits):
+    """`clip`: the digits it picks lose a band at one side of their ink's extent and are
+    enlarged back to their longer side, about their centre of mass (as `to_mnist` reads a
+    cut digit); the others are untouched."""
     some = digits[:256]
     clipped = np.asarray(RandomStrokes(clip=0.5, seed=3)(some, training=True))
-    assert (clipped <= some + 1e-6).all()  # only taken away
-    changed = np.abs(clipped - some).max(axis=(1, 2, 3)) > 0
+    changed = np.abs(clipped - some).max(axis=(1, 2, 3)) > 1e-6
     assert 0.3 < changed.mean() < 0.7  # about half the digits, as asked
+    np.testing.assert_array_equal(clipped[~changed], some[~changed])
+    sizes, shapes = [], []
     for before, after in zip(some[changed][..., 0], clipped[changed][..., 0], strict=True):
-        rows, cols = np.nonzero(before > 0.25 * before.max())
-        top, bottom, left, right = rows.min(), rows.max(), cols.min(), cols.max()
-        gone = (before > 0) & (after == 0)
-        gone_rows, gone_cols = np.nonzero(gone)
-        bands = [
-            gone_rows.max() - top + 1 <= 0.3 * (bottom - top + 1) + 1,
-            bottom - gone_rows.min() + 1 <= 0.3 * (bottom - top + 1) + 1,
-            gone_cols.max() - left + 1 <= 0.3 * (right - left + 1) + 1,
-            right - gone_cols.min() + 1 <= 0.3 * (right - left + 1) + 1,
-        ]
-        assert any(bands)  # what went lies within 30% of one side
+        (h0, w0), (h1, w1) = _ink_extent(before), _ink_extent(after)
+        sizes.append(abs(max(h1, w1) - max(h0, w0)) <= 1.5)  # its size kept
+        shapes.append((h1, w1) != (h0, w0))  # its proportions not: a side is gone
+        assert np.abs(_centre(after) - _centre(before)).max() < 1.0
+    # (a lone pixel at the far end of the ink, moved by a fraction of a pixel, can fade)
+    assert np.mean(sizes) > 0.95 and np.mean(shapes) > 0.95
     np.testing.assert_array_equal(np.asarray(RandomStrokes(clip=0.9)(some, training=False)), some)
 
 

@@ -116,7 +116,8 @@ class RandomStrokes(keras.layers.Layer):
     an image gets up to four gaps, discs of 1.5 pixels' radius centred on its ink. People's
     pens are wider and narrower than MNIST's, and strokes break where the pen skipped.
     `clip`: the chance that an image loses up to CLIP_SHARE of its ink's extent at one
-    side, as a digit written across the edge of a form's box does.
+    side, as a digit written across the edge of a form's box does, and is enlarged back to
+    its size, as the reader enlarges it.
     """
 
     GAPS = 4
@@ -146,23 +147,17 @@ class RandomStrokes(keras.layers.Layer):
         if self.erase:
             x = x * self._gaps(x, batch)
         if self.clip:  # drawn only when asked for: recipes without it draw what they did
-            x = x * self._clipped(x, batch)
+            x = self._clipped(x, batch)
         return ops.cast(x, images.dtype)
 
     def _clipped(self, x, batch):
-        """1 where the ink stays, 0 in the band cut off one side of the ink's extent."""
+        """The digits picked lose a band at one side of their ink's extent; what is left is
+        enlarged back to the ink's longer side and moved to its centre of mass. `to_mnist`
+        fits a cut digit to MNIST's box the same way, so the network trains on what the
+        reader hands it (a cut alone, not enlarged, taught clipped digits for broken ones)."""
         height, width = x.shape[1], x.shape[2]
-        inked = x > self.INK * ops.max(x, axis=(1, 2, 3), keepdims=True)
-        rows = ops.cast(ops.any(inked, axis=(2, 3)), "float32")  # (batch, height)
-        cols = ops.cast(ops.any(inked, axis=(1, 3)), "float32")  # (batch, width)
-
-        def extent(line, size):  # first and last inked index (0 and size - 1 when none)
-            first = ops.cast(ops.argmax(line, axis=1), "float32")
-            last = size - 1 - ops.cast(ops.argmax(ops.flip(line, axis=1), axis=1), "float32")
-            return first[:, None, None, None], last[:, None, None, None]
-
-        top, bottom = extent(rows, height)
-        left, right = extent(cols, width)
+        threshold = self.INK * ops.max(x, axis=(1, 2, 3), keepdims=True)
+        top, bottom, left, right = _extent(x > threshold)
         share = keras.random.uniform((batch, 1, 1, 1), 0, self.CLIP_SHARE, seed=self.seed_generator)
         side = keras.random.randint((batch, 1, 1, 1), 0, 4, seed=self.seed_generator)
         y = ops.arange(height, dtype="float32")[None, :, None, None]
@@ -178,7 +173,23 @@ class RandomStrokes(keras.layers.Layer):
             ),
         )
         chosen = keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator) < self.clip
-        return 1.0 - ops.cast(ops.logical_and(cut, chosen), "float32")
+        left_over = x * (1.0 - ops.cast(cut, "float32"))
+        top2, bottom2, left2, right2 = _extent(left_over > threshold)
+        longer = ops.maximum(bottom - top, right - left) + 1
+        scale = longer / (ops.maximum(bottom2 - top2, right2 - left2) + 1)  # >= 1
+        (cy, cx), (cy2, cx2) = _centre_of_mass(x), _centre_of_mass(left_over)
+        # output pixel p reads the cut digit at its centre + (p - the old centre) / scale
+        flat = [ops.reshape(v, (-1,)) for v in (scale, cx, cy, cx2, cy2)]
+        scale, cx, cy, cx2, cy2 = flat
+        zero = ops.zeros_like(scale)
+        transform = ops.stack(
+            [1 / scale, zero, cx2 - cx / scale, zero, 1 / scale, cy2 - cy / scale, zero, zero],
+            axis=1,
+        )
+        refitted = ops.image.affine_transform(
+            left_over, transform, interpolation="bilinear", fill_mode="constant"
+        )
+        return ops.where(chosen, refitted, x)
 
     def _gaps(self, x, batch):
         """1 where the ink stays, 0 inside the gaps (none for the images spared)."""
@@ -211,6 +222,32 @@ class RandomStrokes(keras.layers.Layer):
             "clip": self.clip,
             "seed": self.seed,
         }
+
+
+def _extent(inked):
+    """First and last inked row and column of each image, each (batch, 1, 1, 1) (the whole
+    image for one with no ink)."""
+    height, width = inked.shape[1], inked.shape[2]
+    rows = ops.cast(ops.any(inked, axis=(2, 3)), "float32")  # (batch, height)
+    cols = ops.cast(ops.any(inked, axis=(1, 3)), "float32")  # (batch, width)
+
+    def ends(line, size):
+        first = ops.cast(ops.argmax(line, axis=1), "float32")
+        last = size - 1 - ops.cast(ops.argmax(ops.flip(line, axis=1), axis=1), "float32")
+        return first[:, None, None, None], last[:, None, None, None]
+
+    return (*ends(rows, height), *ends(cols, width))
+
+
+def _centre_of_mass(x):
+    """Each image's centre of mass (row, column), each (batch, 1, 1, 1)."""
+    height, width = x.shape[1], x.shape[2]
+    mass = ops.sum(x, axis=(1, 2, 3), keepdims=True) + 1e-6
+    y = ops.arange(height, dtype="float32")[None, :, None, None]
+    x_ = ops.arange(width, dtype="float32")[None, None, :, None]
+    return ops.sum(x * y, axis=(1, 2, 3), keepdims=True) / mass, ops.sum(
+        x * x_, axis=(1, 2, 3), keepdims=True
+    ) / mass
 
 
 def is_augmentation(layer) -> bool:

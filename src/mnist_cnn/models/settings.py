@@ -21,7 +21,8 @@ class Augmentation:
     slanted by up to +-`shear` (x per unit of height) and its width alone scaled by up to
     e^+-`aspect`. Then its strokes made thicker or thinner by up to `stroke` of a pixel's
     dilation, for a share `erase` of the digits, gaps cut across the ink, and for a share
-    `clip`, up to 30% of the ink's extent cut off at one side."""
+    `clip`, up to 30% of the ink's extent cut off at one side and the rest enlarged back to
+    the ink's size, as the reader enlarges a cut digit."""
 
     rotation: float = 10.0
     zoom: float = 0.1

@@ -136,9 +136,9 @@ def resolve_settings(config: TrainConfig, entry: catalogue.Entry | None = None) 
     return settings
 
 
-def _comparable(key: str, value):
+def comparable(key: str, value):
     """A strength of 0 trains as a strength not recorded: a run recorded before a strength
-    existed (`clip`) resumes the same."""
+    existed (`clip`) resumes the same, and counts as the same recipe in the benchmarks."""
     if key == "augmentation" and isinstance(value, dict):
         return {name: strength for name, strength in value.items() if strength}
     return value
@@ -182,9 +182,7 @@ def config_from_run(run_dir: Path) -> tuple[TrainConfig, dict]:
         raise rundir.RunError(
             f"{run_dir / rundir.CONFIG}: cannot resume from these settings ({reason})"
         ) from None
-    changed = sorted(
-        k for k in settings if _comparable(k, now.get(k)) != _comparable(k, settings[k])
-    )
+    changed = sorted(k for k in settings if comparable(k, now.get(k)) != comparable(k, settings[k]))
     if changed:
         raise rundir.RunError(
             f"{run_dir}: the settings in {rundir.CONFIG} ({', '.join(changed)}) cannot be "
