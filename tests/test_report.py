@@ -134,3 +134,23 @@ def test_compare_two_runs(trained_run, fast_run, tmp_path, open_page):
 
     table = run_cli("compare", *runs, "--out", str(out))
     assert f"disagree: {summary['disagreements']}" in table.stdout
+
+
+def test_the_changed_mistakes_labels_fit_before_the_digits():
+    """A long change's name ("coarse-binary") is not cut by the first digit drawn after it:
+    the labels' column is as wide as the longest one."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from mnist_cnn.reporting import pictures
+
+    digit = np.zeros((28, 28), np.uint8)
+    digit[8:20, 12:16] = 255
+    short = [("rotation", np.stack([digit] * 3), ["1"] * 3)]
+    long = [("coarse-binary", np.stack([digit] * 3), ["1"] * 3)]
+    width = lambda rows: Image.open(io.BytesIO(pictures.changed_mistakes(rows))).width  # noqa: E731
+    text = pictures._font(13).getlength("coarse-binary")
+    assert width(long) - width(short) >= text + 2 * pictures.PAD - 90  # widened past 90 px
+    assert width(short) == 90 + 3 * (28 * pictures.SCALE + pictures.PAD) + pictures.PAD

@@ -156,8 +156,11 @@ def changed_mistakes(rows: list[tuple[str, np.ndarray, list[str]]], path=None) -
 
 
 def _labelled_rows(labels: list[str], rows, label_w: int) -> Image.Image:
-    """A text label, then a row of digits (titled, if titles are given), per row."""
+    """A text label, then a row of digits (titled, if titles are given), per row; the
+    labels' column widened to the longest label, so that none runs under the digits."""
     size = 28 * SCALE
+    longest = max(_font(13).getlength(line) for label in labels for line in label.split("\n"))
+    label_w = max(label_w, int(longest) + 1 + 2 * PAD)
     titled = any(titles for _, titles in rows)
     caption = CAPTION if titled else 0
     row_h = size + caption + PAD
