@@ -59,7 +59,7 @@ def main() -> int:
     built = time.perf_counter() - started
     results = {}
     for model in args.models:
-        results[_name(model)] = robustness.score(suite, _probabilities(model))
+        results[model] = robustness.score(suite, _probabilities(model))
     info = versions()
     print(
         f"{info['machine']}, {info['cpu_count']} CPU cores; Keras {info['keras']} on "
@@ -67,7 +67,8 @@ def main() -> int:
         f"{args.seed}); the suite took {built:.0f} s to build.\n"
     )
     names = list(results)
-    print("| change (strength) | " + " | ".join(f"`{n}`" for n in names) + " |")
+    shown = _names(names)
+    print("| change (strength) | " + " | ".join(f"`{shown[n]}`" for n in names) + " |")
     print("| --- |" + " ---: |" * len(names))
     first = results[names[0]]["rows"]
     for index, row in enumerate(first):
@@ -96,8 +97,17 @@ def main() -> int:
     return 0
 
 
-def _name(model: str) -> str:
-    return "+".join(Path(member).name for member in model.split("+"))
+def _names(models: list[str]) -> dict[str, str]:
+    """Each model's name as shown: its runs' folder names, or as many path parts more as
+    it takes to tell them apart (two seeds trained at the same second share a name)."""
+    for depth in range(1, 1 + max(len(Path(m).parts) for m in models)):
+        names = {
+            model: "+".join("/".join(Path(m).parts[-depth:]) for m in model.split("+"))
+            for model in models
+        }
+        if len(set(names.values())) == len(models):
+            return names
+    return {model: model for model in models}
 
 
 def _recipe(config: dict) -> str:
@@ -146,7 +156,7 @@ def summary(models: list[str], results: dict) -> None:
             configs = [rundir.read_json(rundir.run_dir_of(m) / rundir.CONFIG) for m in members]
             name = f"{configs[0]['model']} --ensemble {len(members)}"
             one_recipe = len({_recipe(config) for config in configs}) == 1
-            groups[name if one_recipe else f"ensemble of {_name(model)}"] = [model]
+            groups[name if one_recipe else f"ensemble of {_names(models)[model]}"] = [model]
             continue
         if run:
             config = rundir.read_json(run / rundir.CONFIG)
@@ -163,7 +173,7 @@ def summary(models: list[str], results: dict) -> None:
     )
     print("| --- | --- |" + " ---: |" * (len(middles) + 3))
     for name, members in groups.items():
-        means = [results[_name(m)]["mean"] for m in members]
+        means = [results[m]["mean"] for m in members]
         runs = [rundir.run_dir_of(m.split("+")[0]) for m in members]
         metrics = [rundir.read_json(r / rundir.METRICS) for r in runs if r]
         seeds = [rundir.read_json(r / rundir.CONFIG)["settings"].get("seed") for r in runs if r]
@@ -179,7 +189,7 @@ def summary(models: list[str], results: dict) -> None:
         print(
             f"| `{name}` | {len(seeds)} ({', '.join(map(str, seeds))}) "
             + "".join(
-                f"| {statistics.mean(_middle(results[_name(m)], change) for m in members):.1%} "
+                f"| {statistics.mean(_middle(results[m], change) for m in members):.1%} "
                 for change in OTHER_SOURCES
             )
             + f"| {statistics.mean(means):.1%} ({min(means):.1%}) "
