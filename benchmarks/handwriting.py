@@ -7,7 +7,12 @@ files. One Markdown table: a row per kind of picture, a column per model. Run it
 after a change to the preprocessing (PYTHONPATH=OLD_TREE/src for the code before) to see
 that nothing the tests measure got worse.
 
-    python benchmarks/handwriting.py RUN_OR_MODEL [...] [--digits 200]
+    python benchmarks/handwriting.py RUN_OR_MODEL [...] [--digits 200] [--split validation]
+
+`--split validation` draws the same kinds of pictures from the validation digits (the last
+5% of train, as `benchmarks/robustness.py --split validation`), each kind from its own
+`--digits` of them: what a recipe is chosen on, so that the test digits are read once per
+finished model.
 """
 
 from __future__ import annotations
@@ -35,8 +40,10 @@ import_keras()
 
 from mnist_cnn.data import sources  # noqa: E402
 from mnist_cnn.inference.classifier import Classifier  # noqa: E402
+from mnist_cnn.training import split_validation  # noqa: E402
 
 NUMBERS = 60  # rows of 2-6 digits
+VALIDATION = 0.05  # every catalogue recipe's split that selects
 
 
 def felt_pen(digit, rng):
@@ -53,33 +60,45 @@ KINDS = {  # name: (how it is drawn, seed, first test digit)
 }
 
 
-def pictures(count: int) -> dict[str, tuple[list, np.ndarray]]:
-    """Each kind's pictures and labels: `count` test digits from its own first index."""
-    _, (x_test, y_test) = sources.load_dataset("mnist")
+def digits(split: str):
+    """MNIST as the tests hold it, with the validation digits in the test digits' place."""
+    (x_train, y_train), test = sources.load_dataset("mnist")
+    if split == "test":
+        return (x_train, y_train), test
+    return split_validation(x_train, y_train, VALIDATION)
+
+
+def pictures(mnist, count: int, split: str) -> dict[str, tuple[list, np.ndarray]]:
+    """Each kind's pictures and labels: `count` digits from its own first index (the
+    kinds one after another, for the 3,000 validation digits)."""
+    _, (x_test, y_test) = mnist
     made = {}
-    for name, (render, seed, first) in KINDS.items():
+    for kind, (name, (render, seed, first)) in enumerate(KINDS.items()):
         rng = np.random.default_rng(seed)
+        first = first if split == "test" else kind * count
         picks = range(first, first + count)
         made[name] = ([render(x_test[i], rng) for i in picks], y_test[first : first + count])
     return made
 
 
-def numbers(folder: Path) -> dict[str, str]:
+def numbers(folder: Path, mnist) -> dict[str, str]:
     from test_predict import write_numbers  # the test's own numbers, seed 7
 
-    return write_numbers(folder, sources.load_dataset("mnist"), NUMBERS)
+    return write_numbers(folder, mnist, NUMBERS)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="run directories or model files")
     parser.add_argument("--digits", type=int, default=200, help="pictures per kind")
+    parser.add_argument("--split", choices=("test", "validation"), default="test")
     args = parser.parse_args()
     import tempfile
 
-    made = pictures(args.digits)
+    mnist = digits(args.split)
+    made = pictures(mnist, args.digits, args.split)
     with tempfile.TemporaryDirectory() as folder:
-        truth = numbers(Path(folder))
+        truth = numbers(Path(folder), mnist)
         table = {}
         for model in args.models:
             classifier = Classifier(model, threads=1)
@@ -97,7 +116,7 @@ def main() -> int:
                 f"{right / NUMBERS:.1%}"
             )
     print(
-        f"{args.digits} pictures per kind (MNIST test digits, the tests' seeds); "
+        f"{args.digits} pictures per kind (MNIST {args.split} digits, the tests' seeds); "
         f"{time.strftime('%Y-%m-%d')}; {versions('keras')}\n"
     )
     print("| pictures | " + " | ".join(Path(m).name for m in args.models) + " |")

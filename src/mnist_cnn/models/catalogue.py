@@ -78,7 +78,7 @@ _ROBUST_RECIPE = replace(
     _BEST_RECIPE,
     epochs=30,
     augmentation=Augmentation(
-        rotation=15, zoom=0.1, shift=0.1, shear=0.3, aspect=0.4, stroke=0.5, erase=0.5, clip=0.3
+        rotation=15, zoom=0.1, shift=0.1, shear=0.3, aspect=0.4, stroke=0.5, erase=0.5
     ),
 )
 _HELD_OUT_NOTE = f"last {HELD_OUT:.0%} of train"
@@ -192,8 +192,7 @@ ENTRIES: dict[str, Entry] = {
         ),
         Entry(
             name="robust",
-            summary="best's network; augment (1 affine with slant and aspect; stroke width, gaps, "
-            "cut sides)",
+            summary="best's network; augment (1 affine with slant and aspect; stroke width, gaps)",
             build=_network("robust"),
             parameters=326_826,
             recipe=_ROBUST_RECIPE,
