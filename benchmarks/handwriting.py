@@ -8,11 +8,16 @@ after a change to the preprocessing (PYTHONPATH=OLD_TREE/src for the code before
 that nothing the tests measure got worse.
 
     python benchmarks/handwriting.py RUN_OR_MODEL [...] [--digits 200] [--split validation]
+                                     [--for handwriting]
 
 `--split validation` draws the same kinds of pictures from the validation digits (the last
 5% of train, as `benchmarks/robustness.py --split validation`), each kind from its own
 `--digits` of them: what a recipe is chosen on, so that the test digits are read once per
 finished model.
+
+`RUN+RUN` is an ensemble of those runs (the mean of their probabilities). `--for handwriting`
+reads every model a second time as `predict --for handwriting` does (each digit also turned
+by `handwriting.TURNS`, the probabilities averaged): a column more each.
 """
 
 from __future__ import annotations
@@ -39,10 +44,12 @@ from mnist_cnn.backend import import_keras, versions  # noqa: E402
 import_keras()
 
 from mnist_cnn.data import sources  # noqa: E402
+from mnist_cnn.inference import handwriting  # noqa: E402
 from mnist_cnn.inference.classifier import Classifier  # noqa: E402
 from mnist_cnn.training import split_validation  # noqa: E402
 
 NUMBERS = 60  # rows of 2-6 digits
+TURNED = " --for handwriting"  # a model read as `predict --for handwriting` reads it
 VALIDATION = 0.05  # every catalogue recipe's split that selects
 
 
@@ -87,12 +94,32 @@ def numbers(folder: Path, mnist) -> dict[str, str]:
     return write_numbers(folder, mnist, NUMBERS)
 
 
+def reader(model: str) -> Classifier:
+    """A Classifier for a run, for `A+B` (the first member's, answering with the members'
+    mean probabilities) and for `A --for handwriting` (reading with the turns)."""
+    turns = handwriting.TURNS if model.endswith(TURNED) else ()
+    members = [Classifier(m, threads=1, turns=turns) for m in model.removesuffix(TURNED).split("+")]
+    if len(members) > 1:
+        members[0].probabilities = lambda images: np.mean(
+            [member.probabilities(images) for member in members], axis=0
+        )
+    return members[0]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="run directories or model files")
     parser.add_argument("--digits", type=int, default=200, help="pictures per kind")
     parser.add_argument("--split", choices=("test", "validation"), default="test")
+    parser.add_argument(
+        "--for",
+        dest="purpose",
+        choices=handwriting.PURPOSES,
+        help="also read each model as predict --for reads it",
+    )
     args = parser.parse_args()
+    if args.purpose:
+        args.models = [m + suffix for m in args.models for suffix in ("", TURNED)]
     import tempfile
 
     mnist = digits(args.split)
@@ -101,7 +128,7 @@ def main() -> int:
         truth = numbers(Path(folder), mnist)
         table = {}
         for model in args.models:
-            classifier = Classifier(model, threads=1)
+            classifier = reader(model)
             for name, (images, labels) in made.items():
                 read = classifier.predict_images(images)
                 right = sum(
@@ -119,7 +146,12 @@ def main() -> int:
         f"{args.digits} pictures per kind (MNIST {args.split} digits, the tests' seeds); "
         f"{time.strftime('%Y-%m-%d')}; {versions('keras')}\n"
     )
-    print("| pictures | " + " | ".join(Path(m).name for m in args.models) + " |")
+    shown = [
+        "+".join(Path(m).name for m in model.removesuffix(TURNED).split("+"))
+        + (TURNED if model.endswith(TURNED) else "")
+        for model in args.models
+    ]
+    print("| pictures | " + " | ".join(shown) + " |")
     print("| --- |" + " ---: |" * len(args.models))
     for name, cells in table.items():
         print(f"| {name} | " + " | ".join(cells) + " |")

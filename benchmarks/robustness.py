@@ -6,7 +6,7 @@ path `predict` takes). Prints one Markdown table: a column per model, a row per 
 strength, then the unchanged page, the mean over every change and the worst.
 
     python benchmarks/robustness.py RUN_OR_MODEL [...] [--per-change 500] [--seed 0]
-                                    [--split test|validation]
+                                    [--split test|validation] [--for handwriting]
 
 `RUN+RUN+...` is an ensemble of those runs: the mean of their probabilities, as `train
 --ensemble` makes one (member i is the single run with seed + i). Its MNIST test accuracy
@@ -15,6 +15,10 @@ is measured here, once, and its fit is the sum of its members'.
 `--split validation` builds the suite from the validation digits (the last 5% of train,
 every catalogue recipe's split that selects) instead of the test digits: what a model made
 for handwriting is chosen on, so that the test digits are read once per finished model.
+
+`--for handwriting` reads every model a second time as `predict --for handwriting` reads
+it (each digit also turned by `handwriting.TURNS`, the probabilities averaged): a column
+and a summary row more each, whose MNIST test accuracy is measured here the same way.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import_keras()
 
 from mnist_cnn import rundir  # noqa: E402
 from mnist_cnn.data import sources  # noqa: E402
+from mnist_cnn.inference import handwriting  # noqa: E402
 from mnist_cnn.inference.classifier import Classifier  # noqa: E402
 from mnist_cnn.reporting import robustness  # noqa: E402
 from mnist_cnn.training import split_validation  # noqa: E402
@@ -42,6 +47,7 @@ from mnist_cnn.training.config import comparable  # noqa: E402
 
 VALIDATION = 0.05
 OTHER_SOURCES = ("box-filled", "coarse-binary", "clipped", "blunt")  # summary columns
+TURNED = " --for handwriting"  # a model read as `predict --for handwriting` reads it
 
 
 def main() -> int:
@@ -50,7 +56,15 @@ def main() -> int:
     parser.add_argument("--per-change", type=int, default=500, help="test digits per entry")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", choices=("test", "validation"), default="test")
+    parser.add_argument(
+        "--for",
+        dest="purpose",
+        choices=handwriting.PURPOSES,
+        help="also read each model as predict --for reads it",
+    )
     args = parser.parse_args()
+    if args.purpose:
+        args.models = [m + suffix for m in args.models for suffix in ("", TURNED)]
     (x_train, y_train), (x_test, y_test) = sources.load_dataset("mnist")
     if args.split == "validation":
         _, (x_test, y_test) = split_validation(x_train, y_train, VALIDATION)
@@ -102,7 +116,8 @@ def _names(models: list[str]) -> dict[str, str]:
     it takes to tell them apart (two seeds trained at the same second share a name)."""
     for depth in range(1, 1 + max(len(Path(m).parts) for m in models)):
         names = {
-            model: "+".join("/".join(Path(m).parts[-depth:]) for m in model.split("+"))
+            model: "+".join("/".join(Path(m).parts[-depth:]) for m in _members(model))
+            + (TURNED if model.endswith(TURNED) else "")
             for model in models
         }
         if len(set(names.values())) == len(models):
@@ -117,20 +132,28 @@ def _recipe(config: dict) -> str:
     return json.dumps(settings, sort_keys=True, default=str)
 
 
+def _members(model: str) -> list[str]:
+    """The run directories or model files of `A+B...` (and of `A --for handwriting`)."""
+    return model.removesuffix(TURNED).split("+")
+
+
 @functools.cache  # the suite and the ensemble's test accuracy read through the same models
 def _probabilities(model: str):
-    """A model's probabilities, or an ensemble's (`A+B`): the mean of its members'."""
-    classifiers = [Classifier(member) for member in model.split("+")]
+    """A model's probabilities, or an ensemble's (`A+B`): the mean of its members'; read as
+    `--for handwriting` reads digits when the name ends so."""
+    turns = handwriting.TURNS if model.endswith(TURNED) else ()
+    classifiers = [Classifier(member, turns=turns) for member in _members(model)]
     if len(classifiers) == 1:
         return classifiers[0].probabilities
     return lambda images: np.mean([c.probabilities(images) for c in classifiers], axis=0)
 
 
-def _ensemble_figures(model: str) -> tuple[float, float]:
-    """An ensemble's MNIST test accuracy (read once, here) and its members' fit, in minutes."""
+def _measured_here(model: str) -> tuple[float, float]:
+    """The MNIST test accuracy of an ensemble or a turned reading (read once, here) and
+    its members' fit, in minutes."""
     _, (x_test, y_test) = sources.load_dataset("mnist")
     predicted = _probabilities(model)(x_test).argmax(axis=1)
-    runs = [rundir.run_dir_of(member) for member in model.split("+")]
+    runs = [rundir.run_dir_of(member) for member in _members(model)]
     fit = sum(rundir.read_json(run / rundir.METRICS)["train_seconds"] for run in runs) / 60
     return float(np.mean(predicted == y_test)), fit
 
@@ -149,14 +172,17 @@ def summary(models: list[str], results: dict) -> None:
     groups: dict[str, list[str]] = {}
     recipes: dict[str, str] = {}  # a model's first recipe; runs of another get their own row
     for model in models:
-        members = model.split("+")
+        members = _members(model)
+        turned = TURNED if model.endswith(TURNED) else ""
         run = rundir.run_dir_of(members[0])
-        name = Path(model).name
+        name = Path(members[0]).name
         if len(members) > 1:  # as `train --ensemble` makes it only if one recipe trained all
             configs = [rundir.read_json(rundir.run_dir_of(m) / rundir.CONFIG) for m in members]
             name = f"{configs[0]['model']} --ensemble {len(members)}"
             one_recipe = len({_recipe(config) for config in configs}) == 1
-            groups[name if one_recipe else f"ensemble of {_names(models)[model]}"] = [model]
+            groups[name + turned if one_recipe else f"ensemble of {_names(models)[model]}"] = [
+                model
+            ]
             continue
         if run:
             config = rundir.read_json(run / rundir.CONFIG)
@@ -164,7 +190,7 @@ def summary(models: list[str], results: dict) -> None:
             name = config["model"]
             if recipes.setdefault(name, recipe) != recipe:
                 name = f"{name} ({run.name}: other settings)"
-        groups.setdefault(name, []).append(model)
+        groups.setdefault(name + turned, []).append(model)
     middles = [f"{name} {robustness.CHANGES[name][1][1]:g}" for name in OTHER_SOURCES]
     print(
         "\n| model | runs (seeds) | "
@@ -174,18 +200,20 @@ def summary(models: list[str], results: dict) -> None:
     print("| --- | --- |" + " ---: |" * (len(middles) + 3))
     for name, members in groups.items():
         means = [results[m]["mean"] for m in members]
-        runs = [rundir.run_dir_of(m.split("+")[0]) for m in members]
+        runs = [rundir.run_dir_of(_members(m)[0]) for m in members]
         metrics = [rundir.read_json(r / rundir.METRICS) for r in runs if r]
         seeds = [rundir.read_json(r / rundir.CONFIG)["settings"].get("seed") for r in runs if r]
         tests = [m["test_accuracy"] for m in metrics]
         fits = [m["train_seconds"] / 60 for m in metrics]
         if "+" in members[0]:  # one ensemble: its own test accuracy, its members' seeds
-            test, fit = _ensemble_figures(members[0])
+            test, fit = _measured_here(members[0])
             tests, fits = [test], [fit]
             seeds = [
                 rundir.read_json(rundir.run_dir_of(m) / rundir.CONFIG)["settings"].get("seed")
-                for m in members[0].split("+")
+                for m in _members(members[0])
             ]
+        elif members[0].endswith(TURNED):  # metrics.json's figure is without the turns
+            tests = [_measured_here(m)[0] for m in members]
         print(
             f"| `{name}` | {len(seeds)} ({', '.join(map(str, seeds))}) "
             + "".join(

@@ -151,8 +151,10 @@ def add_for_option(parser, runs_help: str | None = None) -> None:
         dest="purpose",
         choices=PURPOSES,
         help="use the run under --runs that reads people's handwriting best (the best "
-        "robustness-suite mean its training measured), instead of naming one",
+        "robustness-suite mean its training measured), instead of naming one, and read "
+        "each digit turned a little either way as well",
     )
+    parser.set_defaults(turns=())
     if runs_help:
         parser.add_argument("--runs", default="runs", help=runs_help)
 
@@ -166,14 +168,15 @@ def model_and_purpose(args) -> UsageError:
 
 
 def model_for(args) -> dict | None:
-    """With --for: set args.model to the chosen run, say which on stderr, and return what
-    was chosen and why (the server shows it); without, None."""
+    """With --for: set args.model to the chosen run and args.turns to the angles it reads
+    digits at too, say which on stderr, and return what was chosen and why (the server
+    shows it, and its workers read the turns from it); without, None."""
     if not args.purpose:
         return None
     from mnist_cnn.inference.handwriting import run_for_handwriting
 
     choice = run_for_handwriting(args.runs)
-    args.model = str(choice.run)
+    args.model, args.turns = str(choice.run), choice.turns
     print(f"{PROG} {args.command}: {choice.describe()}", file=sys.stderr, flush=True)
     return choice.to_dict()
 

@@ -90,7 +90,7 @@ def _predict_on_cluster(args, address: str) -> bool:
     items = image_files(args.inputs)
     with cluster.connected(address):
         cluster.check_nodes(None, None, None, see=[model, *items[:1]])
-        read = cluster.read_files(model, items)
+        read = cluster.read_files(model, items, turns=args.turns)
     all_read = True
     for item, (probabilities, error) in zip(items, read, strict=True):
         if probabilities is None:
@@ -138,7 +138,7 @@ def _predict_test_digits(args) -> None:
     from mnist_cnn.inference.classifier import Classifier
     from mnist_cnn.reporting import pictures
 
-    classifier = Classifier(args.model)
+    classifier = Classifier(args.model, turns=args.turns)
     _, (x_test, y_test) = sources.load_dataset(dataset_for(args), args.data_dir)
     bad = [i for i in args.index if not 0 <= i < len(x_test)]
     if bad:
@@ -177,7 +177,11 @@ def _predict_files(args) -> bool:
     from mnist_cnn.inference.classifier import Classifier, image_files
 
     classifier = Classifier(
-        args.model, min_confidence=args.min_confidence, top_k=args.top_k, threads=1
+        args.model,
+        min_confidence=args.min_confidence,
+        top_k=args.top_k,
+        threads=1,
+        turns=args.turns,
     )
     items = image_files(args.inputs)
     sources = [sys.stdin.buffer.read() if item == "-" else item for item in items]

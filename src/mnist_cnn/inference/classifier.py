@@ -48,6 +48,7 @@ class Classifier:
         min_confidence: float = MIN_CONFIDENCE,
         top_k: int = 3,
         threads: int | None = None,
+        turns: tuple[float, ...] = (),
     ):
         """Load a model once.
 
@@ -58,6 +59,9 @@ class Classifier:
                 `predict`, `serve` and the page).
             top_k: how many ranked alternatives each answer lists.
             threads: ONNX Runtime's threads (default: all cores).
+            turns: also read each digit turned by these angles (degrees) and average the
+                probabilities (`--for handwriting`: people's digits lean further than
+                MNIST's). The same numpy code for every backend and ONNX.
         """
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
@@ -65,6 +69,7 @@ class Classifier:
         self.temperature = rundir.temperature_of(self.path)
         self.min_confidence = min_confidence
         self.top_k = max(1, min(10, top_k))
+        self.turns = tuple(float(angle) for angle in turns)
         if self.path.suffix == ".onnx":
             self.model = None
             self._forward = onnx_forward(self.path, threads)
@@ -85,16 +90,19 @@ class Classifier:
         images = np.asarray(images)
         if images.ndim == 2:
             images = images[np.newaxis]
+        if not self.turns:
+            return evaluation.apply_temperature(self._raw(images), self.temperature)
+        views = np.concatenate([images, *(turned(images, angle) for angle in self.turns)])
+        calibrated = evaluation.apply_temperature(self._raw(views), self.temperature)
+        return calibrated.reshape(len(self.turns) + 1, len(images), -1).mean(axis=0)
+
+    def _raw(self, images: np.ndarray) -> np.ndarray:
+        """The model's own probabilities, in batches of BATCH."""
         if len(images) <= BATCH:  # the common case, one call and no copy
-            raw = self._forward(normalise(images))
-        else:
-            raw = np.concatenate(
-                [
-                    self._forward(normalise(images[i : i + BATCH]))
-                    for i in range(0, len(images), BATCH)
-                ]
-            )
-        return evaluation.apply_temperature(raw, self.temperature)
+            return self._forward(normalise(images))
+        return np.concatenate(
+            [self._forward(normalise(images[i : i + BATCH])) for i in range(0, len(images), BATCH)]
+        )
 
     def predict_arrays(self, images: np.ndarray) -> list[Prediction]:
         """Answers for MNIST-style digits (already 28x28, white on black).
@@ -158,6 +166,14 @@ class Classifier:
 
     def _answer(self, probabilities: np.ndarray) -> Prediction:
         return answer(probabilities, self.top_k, self.min_confidence)
+
+
+def turned(images: np.ndarray, angle: float) -> np.ndarray:
+    """uint8 digits (N, 28, 28) turned by `angle` degrees about the image's centre."""
+    from scipy import ndimage
+
+    rotated = ndimage.rotate(images.astype(np.float32), angle, axes=(2, 1), reshape=False, order=1)
+    return np.clip(rotated, 0, 255).round().astype(np.uint8)
 
 
 def answer(

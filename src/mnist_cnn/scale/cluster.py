@@ -285,10 +285,10 @@ def member_runner(cpus: int = 1):
 class _Reader:
     """A Ray Data actor: one Classifier, loaded once, reading batches of image files."""
 
-    def __init__(self, model: str, threads: int):
+    def __init__(self, model: str, threads: int, turns: tuple[float, ...]):
         from mnist_cnn.inference.classifier import Classifier
 
-        self.classifier = Classifier(model, threads=threads)  # (it imports Keras if need be)
+        self.classifier = Classifier(model, threads=threads, turns=turns)  # (imports Keras)
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
@@ -307,10 +307,13 @@ class _Reader:
         return {"index": batch["index"], "probabilities": probabilities, "error": errors}
 
 
-def read_files(model: Path, files: list[Path], cpus: int = 1) -> list[tuple]:
+def read_files(
+    model: Path, files: list[Path], cpus: int = 1, turns: tuple[float, ...] = ()
+) -> list[tuple]:
     """Probabilities for many image files, read by Ray Data across the cluster.
 
-    One actor per `cpus` CPUs, each with its own Classifier (Keras or ONNX). Returns, in
+    One actor per `cpus` CPUs, each with its own Classifier (Keras or ONNX; reading each
+    digit turned by `turns` too, as `predict --for handwriting` does). Returns, in
     the order of `files`, (probabilities, "") or (None, the reason it could not be read).
     """
     from mnist_cnn.inference.classifier import BATCH
@@ -325,7 +328,7 @@ def read_files(model: Path, files: list[Path], cpus: int = 1) -> list[tuple]:
         ray.data.from_items(items)
         .map_batches(
             _Reader,
-            fn_constructor_args=(str(Path(model).resolve()), cpus),
+            fn_constructor_args=(str(Path(model).resolve()), cpus, tuple(turns)),
             batch_size=BATCH,  # the batches a local predict runs
             num_cpus=cpus,
             concurrency=actors,

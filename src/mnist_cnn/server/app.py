@@ -314,5 +314,8 @@ def _worker(host: str, port: int) -> None:
 def app_from_environment() -> FastAPI:
     """The app `serve` describes in $MNIST_CNN_SERVE (how uvicorn's worker processes get it)."""
     settings = json.loads(os.environ[SETTINGS_ENV])
-    classifier = Classifier(settings["model"], min_confidence=settings["min_confidence"], threads=1)
+    turns = (settings.get("chosen") or {}).get("turns", ())  # `serve --for handwriting`
+    classifier = Classifier(
+        settings["model"], min_confidence=settings["min_confidence"], threads=1, turns=turns
+    )
     return create_app(classifier, settings["max_body"], settings.get("chosen"))
