@@ -100,9 +100,8 @@ def reader(model: str) -> Classifier:
     turns = handwriting.TURNS if model.endswith(TURNED) else ()
     members = [Classifier(m, threads=1, turns=turns) for m in model.removesuffix(TURNED).split("+")]
     if len(members) > 1:
-        members[0].probabilities = lambda images: np.mean(
-            [member.probabilities(images) for member in members], axis=0
-        )
+        each = [member.probabilities for member in members]  # bound before the first is replaced
+        members[0].probabilities = lambda images: np.mean([p(images) for p in each], axis=0)
     return members[0]
 
 
@@ -142,9 +141,11 @@ def main() -> int:
             table.setdefault(f"numbers, whole (test_predict, {NUMBERS})", []).append(
                 f"{right / NUMBERS:.1%}"
             )
+    info = versions()
     print(
         f"{args.digits} pictures per kind (MNIST {args.split} digits, the tests' seeds); "
-        f"{time.strftime('%Y-%m-%d')}; {versions('keras')}\n"
+        f"{time.strftime('%Y-%m-%d')}; {info['machine']}, {info['cpu_count']} CPU cores; "
+        f"Keras {info['keras']} on {info['backend']} {info['backend_version']}\n"
     )
     shown = [
         "+".join(Path(m).name for m in model.removesuffix(TURNED).split("+"))

@@ -125,9 +125,11 @@ def main() -> int:
     print(f"model: {model['path']} ({model['name']})")
     if model.get("chosen"):
         print(model["chosen"]["why"])
+    info = versions()
     print(
         f"{args.requests} requests x {args.repeats} repeats, one client; "
-        f"{time.strftime('%Y-%m-%d')}; {versions('keras')}\n"
+        f"{time.strftime('%Y-%m-%d')}; {info['machine']}, {info['cpu_count']} CPU cores; "
+        f"Keras {info['keras']} on {info['backend']} {info['backend_version']}\n"
     )
     print("| upload | p50 ms | p90 ms | p50 / floor |")
     print("| --- | ---: | ---: | ---: |")

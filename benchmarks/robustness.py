@@ -180,9 +180,9 @@ def summary(models: list[str], results: dict) -> None:
             configs = [rundir.read_json(rundir.run_dir_of(m) / rundir.CONFIG) for m in members]
             name = f"{configs[0]['model']} --ensemble {len(members)}"
             one_recipe = len({_recipe(config) for config in configs}) == 1
-            groups[name + turned if one_recipe else f"ensemble of {_names(models)[model]}"] = [
-                model
-            ]
+            if not one_recipe or name + turned in groups:  # of mixed or other settings
+                name = f"ensemble of {_names(models)[model].removesuffix(turned)}"
+            groups[name + turned] = [model]
             continue
         if run:
             config = rundir.read_json(run / rundir.CONFIG)
