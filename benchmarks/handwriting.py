@@ -43,13 +43,14 @@ from mnist_cnn.backend import import_keras, versions  # noqa: E402
 
 import_keras()
 
+from robustness import TURNED, members_of, shown_names  # noqa: E402 (the script beside)
+
 from mnist_cnn.data import sources  # noqa: E402
 from mnist_cnn.inference import handwriting  # noqa: E402
 from mnist_cnn.inference.classifier import Classifier  # noqa: E402
 from mnist_cnn.training import split_validation  # noqa: E402
 
 NUMBERS = 60  # rows of 2-6 digits
-TURNED = " --for handwriting"  # a model read as `predict --for handwriting` reads it
 VALIDATION = 0.05  # every catalogue recipe's split that selects
 
 
@@ -98,7 +99,7 @@ def reader(model: str) -> Classifier:
     """A Classifier for a run, for `A+B` (the first member's, answering with the members'
     mean probabilities) and for `A --for handwriting` (reading with the turns)."""
     turns = handwriting.TURNS if model.endswith(TURNED) else ()
-    members = [Classifier(m, threads=1, turns=turns) for m in model.removesuffix(TURNED).split("+")]
+    members = [Classifier(m, threads=1, turns=turns) for m in members_of(model)]
     if len(members) > 1:
         each = [member.probabilities for member in members]  # bound before the first is replaced
         members[0].probabilities = lambda images: np.mean([p(images) for p in each], axis=0)
@@ -147,12 +148,8 @@ def main() -> int:
         f"{time.strftime('%Y-%m-%d')}; {info['machine']}, {info['cpu_count']} CPU cores; "
         f"Keras {info['keras']} on {info['backend']} {info['backend_version']}\n"
     )
-    shown = [
-        "+".join(Path(m).name for m in model.removesuffix(TURNED).split("+"))
-        + (TURNED if model.endswith(TURNED) else "")
-        for model in args.models
-    ]
-    print("| pictures | " + " | ".join(shown) + " |")
+    shown = shown_names(args.models)  # runs trained in the same second share a folder name
+    print("| pictures | " + " | ".join(shown[m] for m in args.models) + " |")
     print("| --- |" + " ---: |" * len(args.models))
     for name, cells in table.items():
         print(f"| {name} | " + " | ".join(cells) + " |")

@@ -81,7 +81,7 @@ def main() -> int:
         f"{args.seed}); the suite took {built:.0f} s to build.\n"
     )
     names = list(results)
-    shown = _names(names)
+    shown = shown_names(names)
     print("| change (strength) | " + " | ".join(f"`{shown[n]}`" for n in names) + " |")
     print("| --- |" + " ---: |" * len(names))
     first = results[names[0]]["rows"]
@@ -111,12 +111,13 @@ def main() -> int:
     return 0
 
 
-def _names(models: list[str]) -> dict[str, str]:
-    """Each model's name as shown: its runs' folder names, or as many path parts more as
-    it takes to tell them apart (two seeds trained at the same second share a name)."""
+def shown_names(models: list[str]) -> dict[str, str]:
+    """Each model's name as shown (here and in handwriting.py): its runs' folder names, or
+    as many path parts more as it takes to tell them apart (two seeds trained at the same
+    second share a name)."""
     for depth in range(1, 1 + max(len(Path(m).parts) for m in models)):
         names = {
-            model: "+".join("/".join(Path(m).parts[-depth:]) for m in _members(model))
+            model: "+".join("/".join(Path(m).parts[-depth:]) for m in members_of(model))
             + (TURNED if model.endswith(TURNED) else "")
             for model in models
         }
@@ -132,8 +133,9 @@ def _recipe(config: dict) -> str:
     return json.dumps(settings, sort_keys=True, default=str)
 
 
-def _members(model: str) -> list[str]:
-    """The run directories or model files of `A+B...` (and of `A --for handwriting`)."""
+def members_of(model: str) -> list[str]:
+    """The run directories or model files of `A+B...` (and of `A --for handwriting`); also
+    handwriting.py's."""
     return model.removesuffix(TURNED).split("+")
 
 
@@ -142,7 +144,7 @@ def _probabilities(model: str):
     """A model's probabilities, or an ensemble's (`A+B`): the mean of its members'; read as
     `--for handwriting` reads digits when the name ends so."""
     turns = handwriting.TURNS if model.endswith(TURNED) else ()
-    classifiers = [Classifier(member, turns=turns) for member in _members(model)]
+    classifiers = [Classifier(member, turns=turns) for member in members_of(model)]
     if len(classifiers) == 1:
         return classifiers[0].probabilities
     return lambda images: np.mean([c.probabilities(images) for c in classifiers], axis=0)
@@ -153,7 +155,7 @@ def _measured_here(model: str) -> tuple[float, float]:
     its members' fit, in minutes."""
     _, (x_test, y_test) = sources.load_dataset("mnist")
     predicted = _probabilities(model)(x_test).argmax(axis=1)
-    runs = [rundir.run_dir_of(member) for member in _members(model)]
+    runs = [rundir.run_dir_of(member) for member in members_of(model)]
     fit = sum(rundir.read_json(run / rundir.METRICS)["train_seconds"] for run in runs) / 60
     return float(np.mean(predicted == y_test)), fit
 
@@ -172,7 +174,7 @@ def summary(models: list[str], results: dict) -> None:
     groups: dict[str, list[str]] = {}
     recipes: dict[str, str] = {}  # a model's first recipe; runs of another get their own row
     for model in models:
-        members = _members(model)
+        members = members_of(model)
         turned = TURNED if model.endswith(TURNED) else ""
         run = rundir.run_dir_of(members[0])
         name = Path(members[0]).name
@@ -181,7 +183,7 @@ def summary(models: list[str], results: dict) -> None:
             name = f"{configs[0]['model']} --ensemble {len(members)}"
             one_recipe = len({_recipe(config) for config in configs}) == 1
             if not one_recipe or name + turned in groups:  # of mixed or other settings
-                name = f"ensemble of {_names(models)[model].removesuffix(turned)}"
+                name = f"ensemble of {shown_names(models)[model].removesuffix(turned)}"
             groups[name + turned] = [model]
             continue
         if run:
@@ -200,7 +202,7 @@ def summary(models: list[str], results: dict) -> None:
     print("| --- | --- |" + " ---: |" * (len(middles) + 3))
     for name, members in groups.items():
         means = [results[m]["mean"] for m in members]
-        runs = [rundir.run_dir_of(_members(m)[0]) for m in members]
+        runs = [rundir.run_dir_of(members_of(m)[0]) for m in members]
         metrics = [rundir.read_json(r / rundir.METRICS) for r in runs if r]
         seeds = [rundir.read_json(r / rundir.CONFIG)["settings"].get("seed") for r in runs if r]
         tests = [m["test_accuracy"] for m in metrics]
@@ -210,7 +212,7 @@ def summary(models: list[str], results: dict) -> None:
             tests, fits = [test], [fit]
             seeds = [
                 rundir.read_json(rundir.run_dir_of(m) / rundir.CONFIG)["settings"].get("seed")
-                for m in _members(members[0])
+                for m in members_of(members[0])
             ]
         elif members[0].endswith(TURNED):  # metrics.json's figure is without the turns
             tests = [_measured_here(m)[0] for m in members]
