@@ -43,7 +43,7 @@ from mnist_cnn.backend import import_keras, versions  # noqa: E402
 
 import_keras()
 
-from robustness import TURNED, members_of, shown_names  # noqa: E402 (the script beside)
+from robustness import TURNED, averaged, classifiers, shown_names  # noqa: E402 (beside)
 
 from mnist_cnn.data import sources  # noqa: E402
 from mnist_cnn.inference import handwriting  # noqa: E402
@@ -98,11 +98,8 @@ def numbers(folder: Path, mnist) -> dict[str, str]:
 def reader(model: str) -> Classifier:
     """A Classifier for a run, for `A+B` (the first member's, answering with the members'
     mean probabilities) and for `A --for handwriting` (reading with the turns)."""
-    turns = handwriting.TURNS if model.endswith(TURNED) else ()
-    members = [Classifier(m, threads=1, turns=turns) for m in members_of(model)]
-    if len(members) > 1:
-        each = [member.probabilities for member in members]  # bound before the first is replaced
-        members[0].probabilities = lambda images: np.mean([p(images) for p in each], axis=0)
+    members = classifiers(model, threads=1)
+    members[0].probabilities = averaged(members)
     return members[0]
 
 

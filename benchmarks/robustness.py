@@ -134,20 +134,29 @@ def _recipe(config: dict) -> str:
 
 
 def members_of(model: str) -> list[str]:
-    """The run directories or model files of `A+B...` (and of `A --for handwriting`); also
-    handwriting.py's."""
+    """The run directories or model files of `A+B...` (and of `A --for handwriting`)."""
     return model.removesuffix(TURNED).split("+")
+
+
+def classifiers(model: str, threads: int | None = None) -> list[Classifier]:
+    """A Classifier per member of `A+B...`, reading as `--for handwriting` reads digits when
+    the name ends so; also handwriting.py's."""
+    turns = handwriting.TURNS if model.endswith(TURNED) else ()
+    return [Classifier(member, threads=threads, turns=turns) for member in members_of(model)]
+
+
+def averaged(members: list[Classifier]):
+    """The probabilities of one Classifier, or the mean of several (an ensemble's)."""
+    each = [member.probabilities for member in members]  # bound now: callers may replace one
+    if len(each) == 1:
+        return each[0]
+    return lambda images: np.mean([probabilities(images) for probabilities in each], axis=0)
 
 
 @functools.cache  # the suite and the ensemble's test accuracy read through the same models
 def _probabilities(model: str):
-    """A model's probabilities, or an ensemble's (`A+B`): the mean of its members'; read as
-    `--for handwriting` reads digits when the name ends so."""
-    turns = handwriting.TURNS if model.endswith(TURNED) else ()
-    classifiers = [Classifier(member, turns=turns) for member in members_of(model)]
-    if len(classifiers) == 1:
-        return classifiers[0].probabilities
-    return lambda images: np.mean([c.probabilities(images) for c in classifiers], axis=0)
+    """A model's probabilities, or an ensemble's (`A+B`): the mean of its members'."""
+    return averaged(classifiers(model))
 
 
 def _measured_here(model: str) -> tuple[float, float]:
