@@ -57,11 +57,11 @@ PHASES = (
 )
 
 
-def fresh_train(seed: int, out: str, model: str) -> dict:
-    """One `mnist-cnn train MODEL --seed S` in a new process, timed from launch."""
+def fresh_train(seed: int, out: str, model: str, flags: tuple[str, ...] = ()) -> dict:
+    """One `mnist-cnn train MODEL --seed S [FLAGS]` in a new process, timed from launch."""
     launched = time.time()
     result = subprocess.run(
-        [str(COMMAND), "train", model, "--seed", str(seed), "--out", out, "--json"],
+        [str(COMMAND), "train", model, "--seed", str(seed), "--out", out, "--json", *flags],
         capture_output=True,
         text=True,
     )
@@ -82,6 +82,7 @@ def fresh_train(seed: int, out: str, model: str) -> dict:
         **{name: phases.get(name, 0.0) for name in PHASES},
         "anything else": wall - startup - sum(phases.values()),
         "accuracy": metrics["test_accuracy"],
+        "run": run,
     }
 
 

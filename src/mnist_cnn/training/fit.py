@@ -105,7 +105,9 @@ def learning_rate(settings: dict, steps_per_epoch: int):
     )
 
 
-def _compile(model, settings: dict, steps_per_epoch: int) -> None:
+def compile_model(model, settings: dict, steps_per_epoch: int, jit_compile="auto") -> None:
+    """Compile with the recipe's optimizer, schedule and loss. Keras's "auto" leaves XLA off
+    on a CPU under TensorFlow (benchmarks/epoch_profile.py measures it) and on under JAX."""
     optimizer = getattr(keras.optimizers, recipe_settings.OPTIMIZERS[settings["optimizer"]])
     losses = {
         "sparse": keras.losses.SparseCategoricalCrossentropy(),
@@ -118,6 +120,7 @@ def _compile(model, settings: dict, steps_per_epoch: int) -> None:
         loss=losses[settings["loss"]],
         metrics=["accuracy"],
         steps_per_execution=settings["steps_per_execution"],
+        jit_compile=jit_compile,
     )
 
 
@@ -128,7 +131,7 @@ def fit_one(entry, settings, fit_data, validation_data, callbacks, verbose, stat
     """
     model = build(entry, settings)
     steps_per_epoch = -(-len(fit_data[0]) // settings["batch_size"])
-    _compile(model, settings, steps_per_epoch)
+    compile_model(model, settings, steps_per_epoch)
     history = next(c for c in callbacks if isinstance(c, HistoryWriter))
     done = history.member_rows(history.member)
     best = None
