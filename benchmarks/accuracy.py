@@ -10,12 +10,17 @@ as single runs. `--members` also measures an ensemble of different networks, one
 the image and its four 1-pixel shifts, fixed in advance) is measured on its own, in
 separate rows. Prints a Markdown table.
 
+`--frontier` prints instead what each entry buys for its fit: a row per entry or ensemble
+(`fast=1,2,3 best=1 best*3=1`) with its epochs, seeds, fit in seconds and as a multiple of
+`fast`'s and `best`'s in the same run, and the test accuracy's mean, min and max over seeds.
+
 With `--out DIR` the runs are kept in DIR, and a run there that finished the same network
 (name, summary) with the same settings (every field of the recipe, as resolved) is read
 back instead of trained again: a benchmark of an hour or more can be stopped and taken up
 again, or given more seeds later.
 
     python benchmarks/accuracy.py [--seeds 1 2 3] [--members NAME ...] [--epochs N] [--out DIR]
+    python benchmarks/accuracy.py --frontier fast=1,2,3 best=1 [--out DIR]
 """
 
 from __future__ import annotations
@@ -113,7 +118,16 @@ def main() -> int:
     )
     parser.add_argument("--epochs", type=int, help="default: the entry's recipe")
     parser.add_argument("--out", type=Path, help="keep the runs here and reuse finished ones")
+    parser.add_argument(
+        "--frontier",
+        nargs="+",
+        type=Wanted.parse,
+        metavar="NAME=SEEDS",
+        help="instead: a row per entry (fast=1,2,3) or ensemble (best*3=1): fit and accuracy",
+    )
     args = parser.parse_args()
+    if args.frontier:
+        return _print_frontier(args.frontier, args.out)
     wanted = [(args.model, seed) for seed in args.seeds]
     if args.members and len(args.members) != len(args.seeds):
         parser.error(f"--members names {len(args.members)} networks for {len(args.seeds)} seeds")
@@ -136,14 +150,7 @@ def main() -> int:
         return accuracy_of(np.mean([getattr(done[k], field) for k in keys], axis=0))
 
     singles = [done[key] for key in wanted]
-    info = versions()
-    reused = sum(m.reused for m in done.values())
-    print(
-        f"{info['machine']}, {info['cpu_count']} CPU cores; Keras {info['keras']} on "
-        f"{info['backend']} {info['backend_version']}; "
-        f"{(time.time() - started) / 60:.0f} min in all"
-        f"{f' ({reused} finished runs read back)' if reused else ''}.\n"
-    )
+    print(_header(started, sum(m.reused for m in done.values())) + "\n")
     print("| model | seed | epochs | validation (selected epoch) | test accuracy | fit s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for m in singles:
@@ -173,6 +180,100 @@ def main() -> int:
         )
         print(f"| with TTA, that ensemble | | | | {ensemble_accuracy(mixed, 'tta'):.2%} | |")
     return 0
+
+
+# --- the frontier: each entry's accuracy against its fit, side by side ----------------------
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One row of the frontier: `NAME=1,2,3` (single models) or `NAME*5=1,6` (5-member
+    ensembles whose first seeds are 1 and 6, as `train NAME --ensemble 5 --seed 1`)."""
+
+    model: str
+    seeds: tuple[int, ...]
+    members: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Wanted:
+        name, _, seeds = text.partition("=")
+        name, _, members = name.partition("*")
+        try:
+            wanted = cls(name, tuple(int(s) for s in seeds.split(",")), int(members or 1))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: write NAME=SEEDS or NAME*K=FIRST_SEEDS, e.g. fast=1,2,3 or best*3=1"
+            ) from None
+        try:
+            catalogue.get_entry(wanted.model)  # an unknown name fails now, not an hour later
+        except catalogue.UnknownModelError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return wanted
+
+    def runs(self) -> list[tuple[str, int]]:
+        """Every single run this row needs: an ensemble's members are seeds S, S+1, ..."""
+        return [(self.model, s + i) for s in self.seeds for i in range(self.members)]
+
+    def label(self) -> str:
+        return f"`{self.model}`" + (f" ×{self.members}" if self.members > 1 else "")
+
+
+def frontier(rows: list[Wanted], out: Path, x_test, y_test) -> tuple[list[str], int]:
+    """Train (or read back) every run the rows need: a table line per row, and how many
+    runs were read back (their fit was timed when they trained, not in this run)."""
+    needed = dict.fromkeys(key for row in rows for key in row.runs())  # each run once, in order
+    done = {key: measure(*key, None, out, x_test) for key in needed}
+
+    def accuracy(row: Wanted, first: int) -> float:
+        members = [done[(row.model, first + i)] for i in range(row.members)]
+        mean = np.mean([m.probabilities for m in members], axis=0)
+        return float((mean.argmax(1) == y_test).mean())
+
+    def fit(row: Wanted, first: int) -> float:
+        return sum(done[(row.model, first + i)].seconds for i in range(row.members))
+
+    fits = {row: statistics.mean(fit(row, s) for s in row.seeds) for row in rows}
+    floor = {row.model: fits[row] for row in rows if row.members == 1}
+    lines = [
+        "| entry | epochs | seeds | fit s (mean) | × `fast` | × `best` | test mean | min | max |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        scores = [accuracy(row, s) for s in row.seeds]
+        seeds = ", ".join(
+            str(s) if row.members == 1 else f"{s}–{s + row.members - 1}" for s in row.seeds
+        )
+        lines.append(
+            f"| {row.label()} | {done[row.runs()[0]].epochs} | {seeds} | {fits[row]:.0f} "
+            f"| {_ratio(fits[row], floor, 'fast')} | {_ratio(fits[row], floor, 'best')} "
+            f"| {statistics.mean(scores):.2%} "
+            f"| {min(scores):.2%} | {max(scores):.2%} |"
+        )
+    return lines, sum(m.reused for m in done.values())
+
+
+def _ratio(seconds: float, floor: dict[str, float], name: str) -> str:
+    return f"{seconds / floor[name]:.2f}" if name in floor else "—"
+
+
+def _print_frontier(rows: list[Wanted], out: Path | None) -> int:
+    _, (x_test, y_test) = sources.load_dataset("mnist")
+    started = time.time()
+    with tempfile.TemporaryDirectory() as scratch:
+        lines, reused = frontier(rows, out or Path(scratch), x_test, y_test)
+    print(_header(started, reused) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def _header(started: float, reused: int) -> str:
+    info = versions()
+    return (
+        f"{info['machine']}, {info['cpu_count']} CPU cores; Keras {info['keras']} on "
+        f"{info['backend']} {info['backend_version']}; "
+        f"{(time.time() - started) / 60:.0f} min in all"
+        f"{f' ({reused} finished runs read back)' if reused else ''}."
+    )
 
 
 def _row(m: Measured) -> str:
