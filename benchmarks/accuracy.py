@@ -210,9 +210,13 @@ class Wanted:
             raise argparse.ArgumentTypeError(str(error)) from None
         return wanted
 
+    def members_from(self, first: int) -> list[tuple[str, int]]:
+        """The runs of one model or ensemble: an ensemble's members are seeds S, S+1, ..."""
+        return [(self.model, first + i) for i in range(self.members)]
+
     def runs(self) -> list[tuple[str, int]]:
-        """Every single run this row needs: an ensemble's members are seeds S, S+1, ..."""
-        return [(self.model, s + i) for s in self.seeds for i in range(self.members)]
+        """Every single run this row needs."""
+        return [key for first in self.seeds for key in self.members_from(first)]
 
     def label(self) -> str:
         return f"`{self.model}`" + (f" ×{self.members}" if self.members > 1 else "")
@@ -225,12 +229,11 @@ def frontier(rows: list[Wanted], out: Path, x_test, y_test) -> tuple[list[str], 
     done = {key: measure(*key, None, out, x_test) for key in needed}
 
     def accuracy(row: Wanted, first: int) -> float:
-        members = [done[(row.model, first + i)] for i in range(row.members)]
-        mean = np.mean([m.probabilities for m in members], axis=0)
+        mean = np.mean([done[key].probabilities for key in row.members_from(first)], axis=0)
         return float((mean.argmax(1) == y_test).mean())
 
     def fit(row: Wanted, first: int) -> float:
-        return sum(done[(row.model, first + i)].seconds for i in range(row.members))
+        return sum(done[key].seconds for key in row.members_from(first))
 
     fits = {row: statistics.mean(fit(row, s) for s in row.seeds) for row in rows}
     floor = {row.model: fits[row] for row in rows if row.members == 1}

@@ -78,8 +78,9 @@ def test_onnx_export_passes_parity_and_serves_the_same_answers(efficient_run, mn
             httpx.post(f"{url}/api/predict", json={"pixels": d.tolist()}).json() for d in digits
         ]
         assert httpx.get(f"{url}/api/model").json()["name"] == "efficient"
+    keras_model = Classifier(run)
     seen = np.array([s["image"] for s in served])  # the 28x28 the server's model read
     np.testing.assert_allclose(
-        [s["probabilities"] for s in served], Classifier(run).probabilities(seen), atol=1e-4
+        [s["probabilities"] for s in served], keras_model.probabilities(seen), atol=1e-4
     )
-    assert (onnx.argmax(1) == Classifier(run).probabilities(digits).argmax(1)).all()
+    assert (onnx.argmax(1) == keras_model.probabilities(digits).argmax(1)).all()

@@ -86,6 +86,7 @@ _ROBUST_RECIPE = replace(
 EPOCHS_EFFICIENT = 9
 _EFFICIENT_RECIPE = replace(_BEST_RECIPE, epochs=EPOCHS_EFFICIENT)
 _HELD_OUT_NOTE = f"last {HELD_OUT:.0%} of train"
+_SELECTS_NOTE = "last 5% of train (selects by validation loss)"  # best's recipe and those on it
 
 ENTRIES: dict[str, Entry] = {
     entry.name: entry
@@ -188,10 +189,10 @@ ENTRIES: dict[str, Entry] = {
             build=_network("efficient"),
             parameters=326_826,
             recipe=_EFFICIENT_RECIPE,
-            source="ours: best's network and recipe in 9 of its 60 epochs (chosen on the "
-            "validation split)",
+            source=f"ours: best's network and recipe in {EPOCHS_EFFICIENT} of its "
+            f"{_BEST_RECIPE.epochs} epochs (chosen on the validation split)",
             published="none (ours)",
-            validation_note="last 5% of train (selects by validation loss)",
+            validation_note=_SELECTS_NOTE,
         ),
         Entry(
             name="best",
@@ -203,7 +204,7 @@ ENTRIES: dict[str, Entry] = {
             source="ours: Deotte's augmented CNN, one-cycle Adam, label smoothing, "
             "the epoch of lowest validation loss",
             published="99.64% mean single model, 99.75% ensemble (Kaggle)",
-            validation_note="last 5% of train (selects by validation loss)",
+            validation_note=_SELECTS_NOTE,
         ),
         Entry(
             name="robust",
@@ -214,7 +215,7 @@ ENTRIES: dict[str, Entry] = {
             source="ours: best for people's handwriting, augmented with what the robustness "
             "suite measures",
             published="none (ours)",
-            validation_note="last 5% of train (selects by validation loss)",
+            validation_note=_SELECTS_NOTE,
         ),
         Entry(
             name="best-k7",
@@ -224,7 +225,7 @@ ENTRIES: dict[str, Entry] = {
             recipe=_BEST_RECIPE,
             source="ours: An et al. 2020's M7 at two-fifths of its width, best's recipe",
             published="full width: in a 99.87% vote, epochs picked on test (An et al.)",
-            validation_note="last 5% of train (selects by validation loss)",
+            validation_note=_SELECTS_NOTE,
         ),
         Entry(
             name="best-pool",
@@ -234,7 +235,7 @@ ENTRIES: dict[str, Entry] = {
             recipe=_BEST_RECIPE,
             source="ours: a 5x5, max-pooling network with best's recipe",
             published="none (ours)",
-            validation_note="last 5% of train (selects by validation loss)",
+            validation_note=_SELECTS_NOTE,
         ),
     )
 }
