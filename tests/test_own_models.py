@@ -198,6 +198,7 @@ def test_every_recipe_flag_reaches_a_catalogue_entry(tmp_path):
         "--augment": "on",
         "--validation-split": "0.2",
         "--batch-size": "256",
+        "--batch-norm-refresh": "256",
     }
     args = [item for pair in flags.items() for item in pair]
     result = run_cli(
@@ -226,6 +227,7 @@ def test_every_recipe_flag_reaches_a_catalogue_entry(tmp_path):
             "zoom": 0.1,
             "shift": 0.1,
         },
+        "batch_norm_refresh": 256,
         "seed": 42,
         "dataset": "mnist",
         "limit": 6000,

@@ -243,6 +243,13 @@ def add_recipe_options(parser) -> None:
         help="random rotation, zoom and shift while training: on, off, or strengths such "
         "as rotation=10,zoom=0.1,shift=0.1",
     )
+    recipe.add_argument(
+        "--batch-norm-refresh",
+        type=int,
+        metavar="N",
+        help="after fit, measure batch norm's statistics again on N clean training digits "
+        "(0: keep the running averages of training)",
+    )
 
 
 def add_parser(sub) -> None:

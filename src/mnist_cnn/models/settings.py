@@ -51,6 +51,7 @@ class Recipe:
     precision: str = "float32"  # a Keras dtype policy, e.g. "mixed_bfloat16"
     select_best: bool = False  # keep the epoch with the lowest validation loss
     augmentation: Augmentation | None = None  # training only; None: the digits as they are
+    batch_norm_refresh: int = 0  # after fit, batch norm's statistics on this many clean digits
 
 
 # --optimizer NAME -> its class in keras.optimizers (with Keras's defaults besides the rate)
@@ -80,6 +81,15 @@ class SettingsError(ValueError):
 # config.json keeps its keys (learning_rate, select_best, augmentation: old runs still load);
 # what people read and type is the flag's name and value (learning-rate 0.001, select-best no,
 # augment off), written here once for the report, compare, sweep and `sweep --set`.
+
+# Recipe fields that runs recorded before them lack, with the value those runs trained with.
+ADDED_LATER = {"batch_norm_refresh": 0}
+
+
+def added_later(settings: dict) -> dict:
+    """The recipe fields a run recorded before they existed lacks, as those runs trained."""
+    return {key: value for key, value in ADDED_LATER.items() if key not in settings}
+
 
 RUN_SETTINGS = ("seed", "dataset", "limit", "ensemble", "mix_mnist")  # config.json, beyond a recipe
 FLAG_NAMES = {"augmentation": "augment"}  # config key -> flag name, where not key with dashes
@@ -185,6 +195,12 @@ def _at_least_one(field: str, value) -> int:
     return value
 
 
+def _count(field: str, value) -> int:
+    if not is_whole(value) or value < 0:
+        raise SettingsError(f"{flag(field)} must be a whole number of at least 0, got {value!r}")
+    return value
+
+
 def _fraction(field: str, value) -> float:
     if not _is_number(value) or not 0.0 <= value < 1.0:
         raise SettingsError(f"{flag(field)} must be in [0, 1), got {value!r}")
@@ -219,6 +235,7 @@ CHECKS = {
     "augmentation": lambda field, value: _checked_augmentation(
         parse_augmentation(value) if isinstance(value, str) else value
     ),
+    "batch_norm_refresh": _count,
 }
 assert set(CHECKS) == set(RECIPE_FIELDS), "every recipe field has its check"
 

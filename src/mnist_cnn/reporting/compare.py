@@ -16,7 +16,7 @@ from mnist_cnn import evaluation, rundir
 from mnist_cnn.atomic import atomic_write_text
 from mnist_cnn.data import sources
 from mnist_cnn.inference.classifier import Classifier
-from mnist_cnn.models.settings import flag_name, shown_value
+from mnist_cnn.models.settings import added_later, flag_name, shown_value
 from mnist_cnn.reporting import curves, pictures, plots
 from mnist_cnn.reporting.report import STYLE, embedded_png
 
@@ -65,7 +65,8 @@ def compare_runs(
             config = rundir.read_json(path / rundir.CONFIG)
             metrics = rundir.read_json(path / rundir.METRICS)
             drawn.append(curves.curve_of_run(path.name, path))
-            settings[path.name] = config.get("settings", {})
+            recorded = config.get("settings", {})
+            settings[path.name] = {**recorded, **added_later(recorded)}  # an older run's too
         else:
             config = {"model": path.stem}
             metrics = evaluation.evaluate(probabilities, y_test)

@@ -45,6 +45,7 @@ class TrainConfig:
     precision: str | None = None
     select_best: bool | None = None
     augmentation: str | dict | None = None  # "on", "off", "rotation=15,shift=0.1", or a dict
+    batch_norm_refresh: int | None = None
     # The run.
     seed: int = 42
     dataset: str = "mnist"
@@ -154,6 +155,7 @@ def config_from_run(run_dir: Path) -> tuple[TrainConfig, dict]:
     settings = recorded.get("settings") if isinstance(recorded, dict) else None
     if not isinstance(settings, dict) or not isinstance(recorded.get("model"), str):
         raise rundir.RunError(f"{run_dir / rundir.CONFIG} has no model and settings to resume")
+    settings = {**settings, **recipe_settings.added_later(settings)}
     entry = recorded.get("entry")
     origin = entry.get("origin") if isinstance(entry, dict) else None
     try:
