@@ -42,6 +42,7 @@ import_keras()
 from mnist_cnn import evaluation, rundir  # noqa: E402
 from mnist_cnn.data import sources  # noqa: E402
 from mnist_cnn.models import catalogue, loading  # noqa: E402
+from mnist_cnn.models.settings import added_later  # noqa: E402
 from mnist_cnn.training import TrainConfig, callbacks, resolve_settings, train  # noqa: E402
 
 # With the settings (the recipe as resolved, every field of it), what decides how a run
@@ -71,7 +72,8 @@ def finished_run(out: Path, config: TrainConfig) -> Path | None:
         if not (run / rundir.METRICS).is_file():
             continue
         recorded = rundir.read_json(run / rundir.CONFIG)
-        if recorded["settings"] == settings and all(
+        older = added_later(recorded["settings"])  # fields it predates, as it trained them
+        if {**recorded["settings"], **older} == settings and all(
             recorded["entry"].get(key) == entry[key] for key in TRAINED_BY
         ):
             return run

@@ -41,6 +41,7 @@ from mnist_cnn import rundir  # noqa: E402
 from mnist_cnn.data import sources  # noqa: E402
 from mnist_cnn.inference import handwriting  # noqa: E402
 from mnist_cnn.inference.classifier import Classifier  # noqa: E402
+from mnist_cnn.models.settings import added_later  # noqa: E402
 from mnist_cnn.reporting import robustness  # noqa: E402
 from mnist_cnn.training import split_validation  # noqa: E402
 from mnist_cnn.training.config import comparable  # noqa: E402
@@ -128,8 +129,9 @@ def shown_names(models: list[str]) -> dict[str, str]:
 
 def _recipe(config: dict) -> str:
     """A run's settings but its seed: runs with the same one are seeds of one recipe (a
-    strength recorded as 0 or not recorded at all is the same)."""
-    settings = {k: comparable(k, v) for k, v in config["settings"].items() if k != "seed"}
+    strength or recipe field recorded as 0 or not recorded at all is the same)."""
+    recorded = {**config["settings"], **added_later(config["settings"])}  # fields it predates
+    settings = {k: comparable(k, v) for k, v in recorded.items() if k != "seed"}
     return json.dumps(settings, sort_keys=True, default=str)
 
 

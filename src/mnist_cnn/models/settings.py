@@ -9,6 +9,7 @@ command can offer and check every setting before the backend loads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
 from mnist_cnn.data import datasets
@@ -189,16 +190,20 @@ def _choice(field: str, value, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _at_least_one(field: str, value) -> int:
-    if not is_whole(value) or value < 1:
-        raise SettingsError(f"{flag(field)} must be a whole number of at least 1, got {value!r}")
-    return value
+def _whole(minimum: int) -> Callable[[str, object], int]:
+    """The check of a whole-number setting of at least `minimum`."""
+
+    def check(field: str, value) -> int:
+        if not is_whole(value) or value < minimum:
+            raise SettingsError(
+                f"{flag(field)} must be a whole number of at least {minimum}, got {value!r}"
+            )
+        return value
+
+    return check
 
 
-def _count(field: str, value) -> int:
-    if not is_whole(value) or value < 0:
-        raise SettingsError(f"{flag(field)} must be a whole number of at least 0, got {value!r}")
-    return value
+_at_least_one = _whole(1)
 
 
 def _fraction(field: str, value) -> float:
@@ -235,7 +240,7 @@ CHECKS = {
     "augmentation": lambda field, value: _checked_augmentation(
         parse_augmentation(value) if isinstance(value, str) else value
     ),
-    "batch_norm_refresh": _count,
+    "batch_norm_refresh": _whole(0),
 }
 assert set(CHECKS) == set(RECIPE_FIELDS), "every recipe field has its check"
 

@@ -42,15 +42,15 @@ def refresh(model, images: np.ndarray, count: int, seed: int = 0) -> int:
 
 def _moments(upstream, digits: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and (biased, as batch norm's) variance of `upstream`'s output."""
-    total = total_squares = None
+    total = total_squares = 0.0
     seen = 0
     for start in range(0, len(digits), BATCH):
         out = keras.ops.convert_to_numpy(
             keras.ops.cast(upstream(digits[start : start + BATCH], training=False), "float32")
         ).astype(np.float64)
         out = np.moveaxis(out, axis, -1).reshape(-1, out.shape[axis])
-        total = out.sum(axis=0) + (0 if total is None else total)
-        total_squares = (out**2).sum(axis=0) + (0 if total_squares is None else total_squares)
+        total = total + out.sum(axis=0)
+        total_squares = total_squares + (out**2).sum(axis=0)
         seen += len(out)
     mean = total / seen
     return mean, np.maximum(total_squares / seen - mean**2, 0.0)
