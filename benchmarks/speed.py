@@ -57,17 +57,31 @@ PHASES = (
 )
 
 
-def fresh_train(seed: int, out: str, model: str, flags: tuple[str, ...] = ()) -> dict:
-    """One `mnist-cnn train MODEL --seed S [FLAGS]` in a new process, timed from launch."""
-    launched = time.time()
+def stolen_seconds() -> float:
+    """CPU seconds this VM's hypervisor has given to others since boot, all CPUs summed
+    (/proc/stat's steal): on a shared host a fit can take 1.7x as long in a spell of it, so
+    timings record it beside the wall clock. NaN where the kernel does not count it."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def fresh_train(seed: int, out: str, model: str | None, flags: tuple[str, ...] = ()) -> dict:
+    """One `mnist-cnn train [MODEL] --seed S [FLAGS]` in a new process, timed from launch
+    (no MODEL when the flags give the network: `--arch LAYERS`)."""
+    launched, stolen = time.time(), stolen_seconds()
+    named = [model] if model else []
     result = subprocess.run(
-        [str(COMMAND), "train", model, "--seed", str(seed), "--out", out, "--json", *flags],
+        [str(COMMAND), "train", *named, "--seed", str(seed), "--out", out, "--json", *flags],
         capture_output=True,
         text=True,
     )
     wall = time.time() - launched
+    stolen = stolen_seconds() - stolen
     if result.returncode != 0:
-        raise SystemExit(f"train {model} --seed {seed} failed:\n{result.stderr}")
+        raise SystemExit(f"train {model or '--arch ...'} --seed {seed} failed:\n{result.stderr}")
     run = Path(json.loads(result.stdout.strip().splitlines()[-1])["run_dir"])
     missing = [name for name in RUN_FILES if not (run / name).is_file()]
     if missing:
@@ -83,6 +97,7 @@ def fresh_train(seed: int, out: str, model: str, flags: tuple[str, ...] = ()) ->
         "anything else": wall - startup - sum(phases.values()),
         "accuracy": metrics["test_accuracy"],
         "run": run,
+        "stolen": stolen / (wall * (os.cpu_count() or 1)),  # the share of the CPUs' time
     }
 
 
