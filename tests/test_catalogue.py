@@ -39,7 +39,7 @@ EXPECTED = {
     ),
     "fast": (
         ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"],
-        416 + 4_640 + 800 * 128 + 128 + 1_290,
+        416 + 6_960 + 1_200 * 128 + 128 + 1_290,
     ),
     "best": (
         ["RandomAffine"]

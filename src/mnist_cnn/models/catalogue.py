@@ -164,9 +164,9 @@ ENTRIES: dict[str, Entry] = {
         ),
         Entry(
             name="fast",
-            summary="Conv16 5x5, Pool, Conv32, Pool, Flatten, Dense128, Dense10",
+            summary="Conv16 5x5, Pool, Conv48, Pool, Flatten, Dense128, Dense10",
             build=_network("fast"),
-            parameters=108_874,
+            parameters=162_394,
             recipe=Recipe(
                 epochs=1,
                 batch_size=128,

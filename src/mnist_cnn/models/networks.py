@@ -126,14 +126,16 @@ def fast(*front: layers.Layer) -> keras.Model:
 
     train_mnist_fast's 24 5x5 filters on the 1-channel digit took 6 of a 16 ms step on a
     CPU (a 1-channel convolution keeps the vector units starved); 16 filters and a Dense128
-    halve the step, and score higher on the validation split in one epoch.
+    halve the step, and score higher on the validation split in one epoch. A second
+    convolution of 48 filters (not 32) lifted the weakest of eleven seeds on validation and on
+    shifted, turned and thickened validation digits, for about a tenth more fit.
     """
     return _sequential(
         "fast",
         front,
         layers.Conv2D(16, 5, activation="relu"),
         layers.MaxPooling2D(2),
-        layers.Conv2D(32, 3, activation="relu"),
+        layers.Conv2D(48, 3, activation="relu"),
         layers.MaxPooling2D(2),
         layers.Flatten(),
         layers.Dense(128, activation="relu"),
