@@ -59,8 +59,9 @@ PHASES = (
 
 def stolen_seconds() -> float:
     """CPU seconds this VM's hypervisor has given to others since boot, all CPUs summed
-    (/proc/stat's steal): on a shared host a fit can take 1.7x as long in a spell of it, so
-    timings record it beside the wall clock. NaN where the kernel does not count it."""
+    (/proc/stat's steal): on a shared host the hypervisor can take CPU time from a fit, so
+    timings record it beside the wall clock (here, 2026-12-03, it was 1-16% and did not explain
+    the fits that took 1.7x as long). NaN where the kernel does not count it."""
     try:
         fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
         return int(fields[8]) / os.sysconf("SC_CLK_TCK")
