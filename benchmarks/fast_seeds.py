@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from speed import fresh_train, keep_the_report_suite
+from speed import fresh_train, keep_the_report_suite, train_args
 
 from mnist_cnn.backend import versions
 
@@ -48,9 +48,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     RECIPES = {"fast": (), "candidate": tuple(args.candidate)}
-    models = {"fast": "fast", "candidate": None if "--arch" in args.candidate else "fast"}
-    named = [models["candidate"]] if models["candidate"] else []
-    candidate = shlex.join(["mnist-cnn", "train", *named, "--seed", "S", *args.candidate])
+    candidate = shlex.join(["mnist-cnn", *train_args("fast", "S", args.candidate)])
     started = time.time()
     keep_the_report_suite()
     runs: dict[str, dict[int, dict]] = {name: {} for name in RECIPES}
@@ -58,7 +56,7 @@ def main() -> int:
         for turn, seed in enumerate(args.seeds):
             order = list(RECIPES) if turn % 2 == 0 else list(reversed(RECIPES))
             for name in order:
-                row = fresh_train(seed, out, models[name], RECIPES[name])
+                row = fresh_train(seed, out, "fast", RECIPES[name])
                 row["validation"] = validation_accuracy(row["run"])
                 runs[name][seed] = row
                 print(

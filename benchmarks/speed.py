@@ -20,11 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from mnist_cnn.data import sources
@@ -69,20 +71,24 @@ def stolen_seconds() -> float:
         return float("nan")
 
 
-def fresh_train(seed: int, out: str, model: str | None, flags: tuple[str, ...] = ()) -> dict:
-    """One `mnist-cnn train [MODEL] --seed S [FLAGS]` in a new process, timed from launch
-    (no MODEL when the flags give the network: `--arch LAYERS`)."""
+def train_args(model: str, seed: int | str, flags: Sequence[str] = ()) -> list[str]:
+    """`train MODEL --seed S FLAGS`, without MODEL when the flags give the network
+    (`--arch LAYERS`): the one rule for what a benchmark runs and what it prints it ran."""
+    named = [] if "--arch" in flags else [model]
+    return ["train", *named, "--seed", str(seed), *flags]
+
+
+def fresh_train(seed: int, out: str, model: str, flags: Sequence[str] = ()) -> dict:
+    """One `mnist-cnn` `train_args(model, seed, flags)` in a new process, timed from launch."""
     launched, stolen = time.time(), stolen_seconds()
-    named = [model] if model else []
+    argv = train_args(model, seed, flags)
     result = subprocess.run(
-        [str(COMMAND), "train", *named, "--seed", str(seed), "--out", out, "--json", *flags],
-        capture_output=True,
-        text=True,
+        [str(COMMAND), *argv, "--out", out, "--json"], capture_output=True, text=True
     )
     wall = time.time() - launched
     stolen = stolen_seconds() - stolen
     if result.returncode != 0:
-        raise SystemExit(f"train {model or '--arch ...'} --seed {seed} failed:\n{result.stderr}")
+        raise SystemExit(f"{shlex.join(argv)} failed:\n{result.stderr}")
     run = Path(json.loads(result.stdout.strip().splitlines()[-1])["run_dir"])
     missing = [name for name in RUN_FILES if not (run / name).is_file()]
     if missing:
