@@ -9,7 +9,11 @@ lists them). There is one epoch, so nothing is
 chosen on the test set; the validation accuracy (the last 5% of train) is what chose the
 candidate. Prints a Markdown table.
 
-    python benchmarks/fast_seeds.py [--seeds 1 2 ... 10 42] [--candidate "FLAG VALUE ..."]
+A fresh fit on this VM is either quick or, now and then, nearly twice as slow, whichever
+network it is; `--rounds R` trains every seed R times over (the same models each time), so
+the fit ratio is a median of R x seeds processes a side, and of as many back-to-back pairs.
+
+    python benchmarks/fast_seeds.py [--seeds 1 2 ... 10 42] [--rounds 1] [--candidate "..."]
 """
 
 from __future__ import annotations
@@ -46,65 +50,91 @@ def main() -> int:
         metavar="FLAGS",
         help="the candidate's train flags, as one quoted string",
     )
+    parser.add_argument("--rounds", type=int, default=1, help="times to train every seed")
     args = parser.parse_args()
     RECIPES = {"fast": (), "candidate": tuple(args.candidate)}
     candidate = shlex.join(["mnist-cnn", *train_args("fast", "S", args.candidate)])
     started = time.time()
     keep_the_report_suite()
     runs: dict[str, dict[int, dict]] = {name: {} for name in RECIPES}
+    every: dict[str, list[dict]] = {name: [] for name in RECIPES}  # all rounds' processes
+    fits: dict[str, dict[int, list[float]]] = {name: {} for name in RECIPES}
+    pairs: list[float] = []  # the candidate's fit over fast's, the two run back to back
     with tempfile.TemporaryDirectory() as out:
-        for turn, seed in enumerate(args.seeds):
-            order = list(RECIPES) if turn % 2 == 0 else list(reversed(RECIPES))
-            for name in order:
-                row = fresh_train(seed, out, "fast", RECIPES[name])
-                row["validation"] = validation_accuracy(row["run"])
-                runs[name][seed] = row
-                print(
-                    f"{name} seed {seed}: test {row['accuracy']:.2%}, fit {row['fit']:.2f} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
+        turn = 0
+        for _ in range(args.rounds):
+            for seed in args.seeds:
+                order = list(RECIPES) if turn % 2 == 0 else list(reversed(RECIPES))
+                turn += 1
+                pair = {}
+                for name in order:
+                    row = fresh_train(seed, out, "fast", RECIPES[name])
+                    row["validation"] = validation_accuracy(row["run"])
+                    first = runs[name].setdefault(seed, row)
+                    if row["accuracy"] != first["accuracy"]:
+                        print(f"{name} seed {seed}: a different model this round", file=sys.stderr)
+                    fits[name].setdefault(seed, []).append(row["fit"])
+                    every[name].append(row)
+                    pair[name] = row["fit"]
+                    print(
+                        f"{name} seed {seed}: test {row['accuracy']:.2%}, fit {row['fit']:.2f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                pairs.append(pair["candidate"] / pair["fast"])
     info = versions()
     print(
         f"{info['machine']}, {info['cpu_count']} CPU cores; Keras {info['keras']} on "
         f"{info['backend']} {info['backend_version']}; each `mnist-cnn train fast --seed S` "
         f"and `{candidate}` (the candidate), each in a fresh process, taking turns; "
-        f"{(time.time() - started) / 60:.0f} min in all.\n"
+        f"{args.rounds} round(s) of every seed; {(time.time() - started) / 60:.0f} min in all.\n"
     )
+    fit_column = "fit s (stolen)" if args.rounds == 1 else "fit s (each round)"
     print(
-        "| seed | `fast`: validation | `fast`: test | `fast`: fit s (stolen) "
-        "| candidate: validation | candidate: test | candidate: fit s (stolen) |"
+        f"| seed | `fast`: validation | `fast`: test | `fast`: {fit_column} "
+        f"| candidate: validation | candidate: test | candidate: {fit_column} |"
     )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for seed in args.seeds:
         cells = []
         for name in RECIPES:
             row = runs[name][seed]
-            fit = f"{row['fit']:.2f} ({row['stolen']:.0%})"
+            fit = (
+                f"{row['fit']:.2f} ({row['stolen']:.0%})"
+                if args.rounds == 1
+                else " ".join(f"{f:.1f}" for f in fits[name][seed])
+            )
             cells += [f"{row['validation']:.2%}", f"{row['accuracy']:.2%}", fit]
         print(f"| {seed} | {' | '.join(cells)} |")
     for label, summary in (("mean", statistics.mean), ("min", min), ("max", max)):
         cells = []
         for name in RECIPES:
             rows = runs[name].values()
-            fit = statistics.median(r["fit"] for r in rows)
+            fit = statistics.median(r["fit"] for r in every[name])
             cells += [
                 f"{summary(r['validation'] for r in rows):.2%}",
                 f"**{summary(r['accuracy'] for r in rows):.2%}**",
                 f"{fit:.2f} (median)" if label == "mean" else "",
             ]
         print(f"| {label} | {' | '.join(cells)} |")
-    fits = {name: statistics.median(r["fit"] for r in runs[name].values()) for name in RECIPES}
-    walls = {name: statistics.median(r["wall"] for r in runs[name].values()) for name in RECIPES}
+    fit = {name: statistics.median(r["fit"] for r in every[name]) for name in RECIPES}
+    walls = {name: statistics.median(r["wall"] for r in every[name]) for name in RECIPES}
     print(
-        f"\nFit, median of the fresh processes: the candidate {fits['candidate']:.2f} s against "
-        f"`fast`'s {fits['fast']:.2f} s, **{fits['candidate'] / fits['fast']:.2f}x**; the whole "
+        f"\nFit, median of the fresh processes: the candidate {fit['candidate']:.2f} s against "
+        f"`fast`'s {fit['fast']:.2f} s, **{fit['candidate'] / fit['fast']:.2f}x** (median of "
+        f"the {len(pairs)} back-to-back pairs' ratios: {statistics.median(pairs):.2f}x); the whole "
         f"command {walls['candidate']:.1f} s against {walls['fast']:.1f} s "
         f"({walls['candidate'] / walls['fast']:.2f}x). Seeds at or above 99.0% on test: "
         f"`fast` {sum(r['accuracy'] >= 0.99 for r in runs['fast'].values())} of "
         f"{len(args.seeds)}, the candidate "
         f"{sum(r['accuracy'] >= 0.99 for r in runs['candidate'].values())} of {len(args.seeds)}."
     )
+    if args.rounds > 1:
+        print(
+            "\nThe fit cells are each round's seconds; the accuracies are the first round's "
+            "(a later round that trained a different model is reported on stderr)."
+        )
+        return 0
     print(
         "\nIn brackets, the share of the CPUs' time the host gave to other machines while the "
         "process ran (/proc/stat's steal)."
