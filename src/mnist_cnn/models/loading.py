@@ -31,7 +31,7 @@ def load_model(path: str | os.PathLike):
     is wrapped to fit (`adapted`).
     """
     keras = import_keras()
-    from mnist_cnn.models import augmentation  # noqa: F401  (registers our layers, to load them)
+    from mnist_cnn.models import augmentation, batch_norm  # noqa: F401  (registers our layers)
 
     file = rundir.model_path(path)
     rundir.check_model_hash(file)

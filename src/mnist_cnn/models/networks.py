@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from mnist_cnn.backend import import_keras
 from mnist_cnn.data import INPUT_SHAPE, NUM_CLASSES
+from mnist_cnn.models.batch_norm import BatchNormalization
 
 keras = import_keras()  # quietly: TensorFlow's start-up notices muted, as for the command
 layers = keras.layers
@@ -149,13 +150,13 @@ def _conv_bn(filters: int, kernel: int, **kwargs) -> list[layers.Layer]:
     """A bias-free convolution (batch norm has its own shift), batch norm, ReLU."""
     return [
         layers.Conv2D(filters, kernel, use_bias=False, **kwargs),
-        layers.BatchNormalization(),
+        BatchNormalization(),  # Keras's, trained with TensorFlow's fused kernel
         layers.ReLU(),
     ]
 
 
 def _dense_bn(units: int) -> list[layers.Layer]:
-    return [layers.Dense(units, use_bias=False), layers.BatchNormalization(), layers.ReLU()]
+    return [layers.Dense(units, use_bias=False), BatchNormalization(), layers.ReLU()]
 
 
 def best(*front: layers.Layer) -> keras.Model:
