@@ -5,9 +5,9 @@ its variance, the normalisation, the cast back) on every backend. On this projec
 CPU that made batch norm a third of `best`'s training step, as much as the convolutions on
 the 26x26 and 24x24 maps. TensorFlow's fused kernel (the one Keras 2 used by default) does
 it in one pass: `best`'s batch norms forward and backward in a third of the time, its whole
-training step in 0.70x (`benchmarks/epoch_profile.py`, docs/benchmarks.md). Registered, so a saved model containing it loads in Keras's
-safe mode; anywhere it does not pay or cannot be used (inference, maps of 1x1, the JAX
-backend, a mask) it is Keras's own.
+training step in 0.70x (`benchmarks/epoch_profile.py`, docs/benchmarks.md). Registered, so
+a saved model containing it loads in Keras's safe mode; anywhere it does not pay or cannot
+be used (inference, maps of 1x1, the JAX backend, a mask) it is Keras's own.
 """
 
 from __future__ import annotations
