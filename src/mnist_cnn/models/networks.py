@@ -129,8 +129,8 @@ def fast(*front: layers.Layer) -> keras.Model:
     CPU (a 1-channel convolution keeps the vector units starved); 16 filters and a Dense128
     halve the step, and score higher on the validation split in one epoch. A second
     convolution of 48 filters (not 32) lifted the weakest of eleven seeds on validation and on
-    shifted, turned and thickened validation digits, for 1.13x the fit (median of 33 fresh
-    processes each; 1.07x to 1.65x in single runs on a noisy VM).
+    shifted, turned and thickened validation digits, for 1.14x the fit (one run of 33 fresh
+    processes each, 2026-12-03; three earlier runs of 11 on this noisy VM: 1.07x to 1.65x).
     """
     return _sequential(
         "fast",
