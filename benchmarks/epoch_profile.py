@@ -58,27 +58,23 @@ def keras_batch_norm():
         networks.BatchNormalization = BatchNormalization
 
 
-def prepared(model: str, x, y, steps: int, unfused=False, **changes):
-    """`prepared_network`; `unfused`: with Keras's own batch norm."""
-    with keras_batch_norm() if unfused else contextlib.nullcontext():
-        return prepared_network(model, x, y, steps, **changes)
-
-
-def prepared_network(
-    model: str, x, y, steps: int, jit="auto", ahead=False, pipeline=False, **changes
+def prepared(
+    model: str, x, y, steps: int, jit="auto", ahead=False, pipeline=False, unfused=False, **changes
 ):
     """A warm `model.fit` over `steps` batches, ready to time, and the digits it sees.
     `ahead`: the recipe's augmentation runs in a tf.data pipeline ahead of the model (on
     other threads) instead of inside it, and the model is built without it. `pipeline`: the
     same tf.data pipeline with the augmentation left in the model, which tells the two
-    changes apart (the arrays' path through Keras, and where the augmentation runs)."""
+    changes apart (the arrays' path through Keras, and where the augmentation runs).
+    `unfused`: the network built with Keras's own batch norm."""
     settings = settings_for(model, **changes)
     keras.utils.set_random_seed(1)
     entry = catalogue.get_entry(model)
     if ahead:
         front = [layer for layer in fit.build(entry, settings).layers if _augmenting(layer)]
         settings = {**settings, "augmentation": None}
-    network = fit.build(entry, settings)
+    with keras_batch_norm() if unfused else contextlib.nullcontext():
+        network = fit.build(entry, settings)
     fit.compile_model(network, settings, steps_per_epoch=steps, jit_compile=jit)
     batch = settings["batch_size"]
     n = steps * batch

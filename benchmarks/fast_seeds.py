@@ -58,7 +58,6 @@ def main() -> int:
     keep_the_report_suite()
     runs: dict[str, dict[int, dict]] = {name: {} for name in RECIPES}
     every: dict[str, list[dict]] = {name: [] for name in RECIPES}  # all rounds' processes
-    fits: dict[str, dict[int, list[float]]] = {name: {} for name in RECIPES}
     pairs: list[float] = []  # the candidate's fit over fast's, the two run back to back
     with tempfile.TemporaryDirectory() as out:
         turn = 0
@@ -73,8 +72,7 @@ def main() -> int:
                     first = runs[name].setdefault(seed, row)
                     if row["accuracy"] != first["accuracy"]:
                         print(f"{name} seed {seed}: a different model this round", file=sys.stderr)
-                    fits[name].setdefault(seed, []).append(row["fit"])
-                    every[name].append(row)
+                    every[name].append({**row, "seed": seed})
                     pair[name] = row["fit"]
                     print(
                         f"{name} seed {seed}: test {row['accuracy']:.2%}, fit {row['fit']:.2f} s",
@@ -102,22 +100,21 @@ def main() -> int:
             fit = (
                 f"{row['fit']:.2f} ({row['stolen']:.0%})"
                 if args.rounds == 1
-                else " ".join(f"{f:.1f}" for f in fits[name][seed])
+                else " ".join(f"{r['fit']:.1f}" for r in every[name] if r["seed"] == seed)
             )
             cells += [f"{row['validation']:.2%}", f"{row['accuracy']:.2%}", fit]
         print(f"| {seed} | {' | '.join(cells)} |")
+    fit = {name: statistics.median(r["fit"] for r in every[name]) for name in RECIPES}
     for label, summary in (("mean", statistics.mean), ("min", min), ("max", max)):
         cells = []
         for name in RECIPES:
             rows = runs[name].values()
-            fit = statistics.median(r["fit"] for r in every[name])
             cells += [
                 f"{summary(r['validation'] for r in rows):.2%}",
                 f"**{summary(r['accuracy'] for r in rows):.2%}**",
-                f"{fit:.2f} (median)" if label == "mean" else "",
+                f"{fit[name]:.2f} (median)" if label == "mean" else "",
             ]
         print(f"| {label} | {' | '.join(cells)} |")
-    fit = {name: statistics.median(r["fit"] for r in every[name]) for name in RECIPES}
     walls = {name: statistics.median(r["wall"] for r in every[name]) for name in RECIPES}
     print(
         f"\nFit, median of the fresh processes: the candidate {fit['candidate']:.2f} s against "

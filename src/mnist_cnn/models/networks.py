@@ -156,7 +156,8 @@ def _conv_bn(filters: int, kernel: int, **kwargs) -> list[layers.Layer]:
 
 
 def _dense_bn(units: int) -> list[layers.Layer]:
-    return [layers.Dense(units, use_bias=False), BatchNormalization(), layers.ReLU()]
+    """Keras's own batch norm: a dense layer's 2-D output never takes the fused kernel."""
+    return [layers.Dense(units, use_bias=False), layers.BatchNormalization(), layers.ReLU()]
 
 
 def best(*front: layers.Layer) -> keras.Model:
