@@ -35,8 +35,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
         import tensorflow as tf
 
         channels = inputs.shape[-1]
-        ones = tf.ones((channels,), "float32")
-        gamma = tf.cast(self.gamma, "float32") if self.scale else ones
+        gamma = tf.cast(self.gamma, "float32") if self.scale else tf.ones((channels,), "float32")
         beta = tf.cast(self.beta, "float32") if self.center else tf.zeros((channels,), "float32")
         normalised, mean, variance = tf.compat.v1.nn.fused_batch_norm(
             inputs, gamma, beta, epsilon=self.epsilon, data_format="NHWC", is_training=True
