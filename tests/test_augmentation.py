@@ -188,13 +188,38 @@ def test_clip_cuts_a_side_off_and_enlarges_the_rest_back_to_its_box(digits):
     np.testing.assert_array_equal(np.asarray(RandomStrokes(clip=0.9)(some, training=False)), some)
 
 
+def test_blur_is_a_gaussian_read_back_as_the_reader_reads_a_blurred_page(digits):
+    """`blur`: the digits it picks are each a Gaussian blur of themselves at a sigma in
+    BLUR_SIGMAS, their faint edge cut and their ink stretched back to full strength; the
+    others are untouched."""
+    from scipy import ndimage
+
+    some = digits[:64]
+    blurred = np.asarray(RandomStrokes(blur=0.5, seed=4)(some, training=True))
+    changed = np.abs(blurred - some).max(axis=(1, 2, 3)) > 1e-6
+    assert 0.3 < changed.mean() < 0.7  # about half the digits, as asked
+    np.testing.assert_array_equal(blurred[~changed], some[~changed])
+    low, high = RandomStrokes.BLUR_SIGMAS
+    floor = RandomStrokes.BLUR_FLOOR
+    for before, after in zip(some[changed][..., 0], blurred[changed][..., 0], strict=True):
+        misses = []
+        for sigma in np.linspace(low, high, 81):
+            soft = ndimage.gaussian_filter(before, sigma, mode="constant", truncate=8)
+            read = np.clip((soft - floor * soft.max()) / ((1 - floor) * soft.max()), 0, 1)
+            misses.append(np.abs(read * before.max() - after).max())
+        assert min(misses) < 0.03  # some sigma in range makes exactly this digit
+        assert after.max() == pytest.approx(before.max(), abs=1e-5)  # full strength
+        assert ((after > 0.1) & (after < 0.9)).sum() > ((before > 0.1) & (before < 0.9)).sum()
+    np.testing.assert_array_equal(np.asarray(RandomStrokes(blur=0.9)(some, training=False)), some)
+
+
 def test_a_model_with_it_saves_and_loads_in_safe_mode(tmp_path, digits):
 
     model = keras.Sequential(
         [
             keras.Input((28, 28, 1)),
             RandomAffine(rotation=5, zoom=0.2, shift=0.05, shear=0.3, aspect=0.4),
-            RandomStrokes(stroke=0.5, erase=0.5, clip=0.3),
+            RandomStrokes(stroke=0.5, erase=0.5, clip=0.3, blur=0.2),
             keras.layers.Flatten(),
             keras.layers.Dense(10, activation="softmax"),
         ]
@@ -211,7 +236,7 @@ def test_a_model_with_it_saves_and_loads_in_safe_mode(tmp_path, digits):
         0.3,
         0.4,
     )
-    assert (pens.stroke, pens.erase, pens.clip) == (0.5, 0.5, 0.3)
+    assert (pens.stroke, pens.erase, pens.clip, pens.blur) == (0.5, 0.5, 0.3, 0.2)
     np.testing.assert_allclose(
         loaded.predict(digits[:8], verbose=0), model.predict(digits[:8], verbose=0)
     )
@@ -224,7 +249,7 @@ def test_it_runs_under_jax(digits, tmp_path):
         "from mnist_cnn.models.augmentation import RandomAffine, RandomStrokes\n"
         "x = np.load(sys.argv[1])\n"
         "out = np.asarray(RandomAffine(seed=1, shear=0.3, aspect=0.4)(x, training=True))\n"
-        "pens = RandomStrokes(stroke=0.5, erase=0.5, clip=0.5, seed=2)\n"
+        "pens = RandomStrokes(stroke=0.5, erase=0.5, clip=0.5, blur=0.5, seed=2)\n"
         "out = np.asarray(pens(out, training=True))\n"
         "assert out.shape == x.shape and np.isfinite(out).all()\n"
         "assert np.abs(out - x).max() > 0.1\n"

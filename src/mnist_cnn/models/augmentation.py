@@ -117,19 +117,30 @@ class RandomStrokes(keras.layers.Layer):
     pens are wider and narrower than MNIST's, and strokes break where the pen skipped.
     `clip`: the chance that an image loses up to CLIP_SHARE of its ink's extent at one
     side, as a digit written across the edge of a form's box does, and is enlarged back to
-    its size, as the reader enlarges it.
+    its size, as the reader enlarges it. `blur`: the chance that an image is blurred, as an
+    out-of-focus photo is, by a Gaussian of BLUR_SIGMAS pixels (drawn per image), and its
+    faint edge dropped and its ink stretched back to full strength, as the reader does.
     """
 
     GAPS = 4
     RADIUS = 1.5
     CLIP_SHARE = 0.3
     INK = 0.25  # of the image's largest value: what counts as ink for the clip's extent
+    BLUR_SIGMAS = (0.5, 2.5)  # the blur's sigma, in pixels, drawn uniformly between these
+    BLUR_FLOOR = 0.2  # of the blurred image's largest value: below it, paper (to_mnist's cut)
 
     def __init__(
-        self, stroke: float = 0.0, erase: float = 0.0, seed=None, clip: float = 0.0, **kwargs
+        self,
+        stroke: float = 0.0,
+        erase: float = 0.0,
+        seed=None,
+        clip: float = 0.0,
+        blur: float = 0.0,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.stroke, self.erase, self.clip, self.seed = stroke, erase, clip, seed
+        self.blur = blur
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, images, training=None):
@@ -148,7 +159,37 @@ class RandomStrokes(keras.layers.Layer):
             x = x * self._gaps(x, batch)
         if self.clip:  # drawn only when asked for: recipes without it draw what they did
             x = self._clipped(x, batch)
+        if self.blur:  # drawn only when asked for, as the clip
+            x = self._blurred(x, batch)
         return ops.cast(x, images.dtype)
+
+    def _blurred(self, x, batch):
+        """The digits picked blurred by their own sigma (a separable Gaussian, a tap per
+        pixel of shift), then read as `to_mnist` reads a blurred page: the faint edge cut at
+        BLUR_FLOOR and the rest stretched back to the digit's own largest value."""
+        low, high = self.BLUR_SIGMAS
+        sigma = keras.random.uniform((batch, 1), low, high, seed=self.seed_generator)
+        reach = math.ceil(3 * high)
+        offsets = ops.arange(-reach, reach + 1, dtype="float32")[None, :]
+        taps = ops.exp(-0.5 * (offsets / sigma) ** 2)
+        taps = taps / ops.sum(taps, axis=1, keepdims=True)  # (batch, 2 * reach + 1)
+
+        def along(image, axis):  # one pass of the separable Gaussian, along rows or columns
+            size, pads = image.shape[axis], [(0, 0)] * 4
+            pads[axis] = (reach, reach)
+            padded = ops.pad(image, pads)
+            return sum(
+                taps[:, k, None, None, None] * padded[(slice(None),) * axis + (slice(k, k + size),)]
+                for k in range(2 * reach + 1)
+            )
+
+        soft = along(along(x, 1), 2)
+        top = ops.max(soft, axis=(1, 2, 3), keepdims=True)
+        floor = self.BLUR_FLOOR * top
+        stretched = ops.clip((soft - floor) / ops.maximum(top - floor, 1e-6), 0.0, 1.0)
+        read = stretched * ops.max(x, axis=(1, 2, 3), keepdims=True)
+        chosen = keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator) < self.blur
+        return ops.where(chosen, read, x)
 
     def _clipped(self, x, batch):
         """The digits picked lose a band at one side of their ink's extent; what is left is
@@ -220,6 +261,7 @@ class RandomStrokes(keras.layers.Layer):
             "stroke": self.stroke,
             "erase": self.erase,
             "clip": self.clip,
+            "blur": self.blur,
             "seed": self.seed,
         }
 

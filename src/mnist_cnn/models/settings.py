@@ -23,7 +23,8 @@ class Augmentation:
     e^+-`aspect`. Then its strokes made thicker or thinner by up to `stroke` of a pixel's
     dilation, for a share `erase` of the digits, gaps cut across the ink, and for a share
     `clip`, up to 30% of the ink's extent cut off at one side and the rest enlarged back to
-    the ink's size, as the reader enlarges a cut digit."""
+    the ink's size, as the reader enlarges a cut digit; for a share `blur`, a Gaussian blur
+    of 0.5 to 2.5 pixels, read back as the reader reads a blurred photo."""
 
     rotation: float = 10.0
     zoom: float = 0.1
@@ -33,6 +34,7 @@ class Augmentation:
     stroke: float = 0.0
     erase: float = 0.0
     clip: float = 0.0
+    blur: float = 0.0
 
 
 @dataclass(frozen=True)
