@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from mnist_cnn.data import imaging
 from mnist_cnn.data.imaging import ImageError, to_mnist
@@ -247,3 +247,15 @@ def test_a_phone_sized_jpeg_is_decoded_small_and_reads_the_same(mnist):
     whole = imaging._reduce(imaging.grey(imaging.open_image(data)), imaging.DIGIT_SIDE)
     full = imaging.to_mnist(whole).image.astype(float)
     assert np.corrcoef(quick.ravel(), full.ravel())[0, 1] > 0.98
+
+
+def test_a_bold_digit_over_half_its_image_is_read_not_refused():
+    """A heavy 0 cropped close (a form's box filled, a coarse scan) is ink over more than
+    half its image; the median pixel is then ink, and measuring contrast from it refused
+    the digit as blank. Its ring comes back, its hole empty."""
+    image = Image.new("L", (64, 64), 255)
+    ImageDraw.Draw(image).ellipse((4, 1, 59, 62), outline=0, width=20)
+    assert (np.asarray(image) < 128).mean() > 0.5
+    digit = to_mnist(np.asarray(image)).image
+    assert digit[13:16, 12:16].max() < 10  # the hole
+    assert digit[14, 5:10].min() > 200 and digit[14, 18:23].min() > 200  # the ring each side
