@@ -136,6 +136,25 @@ def _recipe(config: dict) -> str:
     return json.dumps(settings, sort_keys=True, default=str)
 
 
+def _difference(first: str, other: str) -> str:
+    """How one recipe differs from another, as the flags would say it: `augment
+    clip=0.3,blur=0.15; epochs 10`."""
+    a, b = json.loads(first), json.loads(other)
+    said = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) == b.get(key):
+            continue
+        if key == "augmentation" and isinstance(b.get(key), dict):
+            before = a.get(key) if isinstance(a.get(key), dict) else {}
+            changed = {k: v for k, v in b[key].items() if before.get(k) != v}
+            gone = [k for k in before if k not in b[key]]
+            strengths = [f"{k}={v:g}" for k, v in changed.items()] + [f"{k}=0" for k in gone]
+            said.append("augment " + ",".join(strengths))
+        else:
+            said.append(f"{key.replace('_', '-')} {b.get(key)}")
+    return "; ".join(said)
+
+
 def members_of(model: str) -> list[str]:
     """The run directories or model files of `A+B...` (and of `A --for handwriting`)."""
     return model.removesuffix(TURNED).split("+")
@@ -185,6 +204,13 @@ def summary(models: list[str], results: dict) -> None:
     What `robust`'s goals are judged on."""
     groups: dict[str, list[str]] = {}
     recipes: dict[str, str] = {}  # a model's first recipe; runs of another get their own row
+
+    def _named(name: str, recipe: str, entry: str) -> str:
+        """The name, with how the recipe differs from the entry's first one seen (seeds of
+        one recipe share a row)."""
+        first = recipes.setdefault(entry, recipe)
+        return name if recipe == first else f"{name} ({_difference(first, recipe)})"
+
     for model in models:
         members = members_of(model)
         turned = TURNED if model.endswith(TURNED) else ""
@@ -192,18 +218,16 @@ def summary(models: list[str], results: dict) -> None:
         name = Path(members[0]).name
         if len(members) > 1:  # as `train --ensemble` makes it only if one recipe trained all
             configs = [rundir.read_json(rundir.run_dir_of(m) / rundir.CONFIG) for m in members]
-            name = f"{configs[0]['model']} --ensemble {len(members)}"
+            entry = configs[0]["model"]
+            name = _named(f"{entry} --ensemble {len(members)}", _recipe(configs[0]), entry)
             one_recipe = len({_recipe(config) for config in configs}) == 1
-            if not one_recipe or name + turned in groups:  # of mixed or other settings
+            if not one_recipe or name + turned in groups:  # of mixed settings, or seen
                 name = f"ensemble of {shown_names(models)[model].removesuffix(turned)}"
             groups[name + turned] = [model]
             continue
         if run:
             config = rundir.read_json(run / rundir.CONFIG)
-            recipe = _recipe(config)
-            name = config["model"]
-            if recipes.setdefault(name, recipe) != recipe:
-                name = f"{name} ({run.name}: other settings)"
+            name = _named(config["model"], _recipe(config), config["model"])
         groups.setdefault(name + turned, []).append(model)
     middles = [f"{name} {robustness.CHANGES[name][1][1]:g}" for name in OTHER_SOURCES]
     print(

@@ -1,5 +1,6 @@
 """Random rotation, zoom, shift, slant and aspect in one resampling, so that training
-digits stay sharp; and random pens: thicker, thinner and broken strokes.
+digits stay sharp; and random pens and pages: thicker, thinner and broken strokes, digits
+cut at a box's edge, out-of-focus blur.
 
 Keras's `RandomRotation`, `RandomZoom` and `RandomTranslation` each resample the image
 bilinearly, and every resampling blurs a little. Stacked, they train a network on digits
@@ -7,10 +8,10 @@ visibly softer than the ones it is tested on: on 2,000 training digits the share
 above 0.9 falls from 8.7% to 3.4% and the inked area grows from 17% to 23% of the image.
 Composing the three into one affine matrix per image and resampling once (what Keras's
 old `ImageDataGenerator` did) keeps them close to the originals. `RandomStrokes` (for
-`robust`) changes what the robustness suite changes that no resampling can: the pen's width
-and the gaps where it skipped. Built from `keras.ops`, so
-it runs under TensorFlow and JAX; registered, so a saved model containing it loads in
-Keras's safe mode.
+`robust`) changes what the robustness suite changes that no resampling can: the pen's width,
+the gaps where it skipped, and (when asked for) a clipped side or a blur, each read back as
+`to_mnist` reads it. Built from `keras.ops`, so it runs under TensorFlow and JAX;
+registered, so a saved model containing it loads in Keras's safe mode.
 """
 
 from __future__ import annotations
