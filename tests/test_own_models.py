@@ -161,7 +161,9 @@ def test_a_pasted_list_trains_resumes_and_reports(tmp_path, trained_run):
         64,
     )
     assert settings["augmentation"] == {
-        **dict.fromkeys(("zoom", "shift", "shear", "aspect", "stroke", "erase", "clip"), 0.0),
+        **dict.fromkeys(
+            ("zoom", "shift", "shear", "aspect", "stroke", "erase", "clip", "blur"), 0.0
+        ),
         "rotation": 5.0,
     }
     assert settings["label_smoothing"] == 0.05 and settings["select_best"] is True
@@ -222,7 +224,7 @@ def test_every_recipe_flag_reaches_a_catalogue_entry(tmp_path):
         "precision": "mixed_bfloat16",
         "select_best": True,
         "augmentation": {
-            **dict.fromkeys(("shear", "aspect", "stroke", "erase", "clip"), 0.0),
+            **dict.fromkeys(("shear", "aspect", "stroke", "erase", "clip", "blur"), 0.0),
             "rotation": 10.0,
             "zoom": 0.1,
             "shift": 0.1,
