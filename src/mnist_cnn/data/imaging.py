@@ -29,7 +29,7 @@ CENTRE = 14.0  # where MNIST's centres of mass sit (measured: 14.00, 14.01 over 
 MAX_PIXELS = 64_000_000  # anything larger is refused before it is decoded (decompression bombs)
 MIN_CONTRAST = 40  # ink must stand this far (of 255) above the background, else "no digit"
 MIN_INK_PIXELS = 4
-PAPER_PERCENTILE = 10  # of the strokes' levels: below it, a digit's image is background
+PAPER_PERCENTILE = 10  # the background's level; a bold digit cropped close is half ink
 DENOISE_FRACTION = 160  # strokes are found after a blur of sigma = the shorter side / this
 SPECK = 0.08  # in a row of digits, ink pieces under this share of the largest piece are dirt
 BORDER_SLIVER = 0.2  # ink on the border under this share of the largest piece is not the digit
@@ -193,8 +193,6 @@ def ink(values: np.ndarray) -> photos.Paper:
 
 def ink_mask(strokes: np.ndarray, label: str = "image") -> tuple[np.ndarray, float]:
     """Which pixels are ink, and the threshold; "no digit found" if nothing stands out."""
-    # The background's level at the 10th percentile, not the median: a bold digit cropped
-    # close (a form's box filled, a coarse scan) is ink over more than half its image.
     background, bright = np.percentile(strokes, [PAPER_PERCENTILE, 99.9])
     contrast = bright - background
     if contrast < MIN_CONTRAST:
