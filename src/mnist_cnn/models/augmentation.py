@@ -123,6 +123,7 @@ class RandomStrokes(keras.layers.Layer):
     faint edge dropped and its ink stretched back to full strength, as the reader does.
     """
 
+    STRENGTHS = ("stroke", "erase", "clip", "blur")  # its settings in a recipe's augmentation
     GAPS = 4
     RADIUS = 1.5
     CLIP_SHARE = 0.3

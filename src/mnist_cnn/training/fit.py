@@ -82,7 +82,7 @@ def build(entry: catalogue.Entry, settings: dict) -> keras.Model:
     try:
         strengths = dict(settings["augmentation"] or {})
         # Made before the network's own layers, as when it was `best`'s first: same seeds.
-        pens = {key: strengths.pop(key, 0.0) for key in ("stroke", "erase", "clip", "blur")}
+        pens = {key: strengths.pop(key, 0.0) for key in RandomStrokes.STRENGTHS}
         front = [RandomAffine(**strengths)] if any(strengths.values()) else []
         if any(pens.values()):
             front.append(RandomStrokes(**pens))
