@@ -16,6 +16,8 @@ is measured here, once, and its fit is the sum of its members'.
 `--split validation` builds the suite from the validation digits (the last 5% of train,
 every catalogue recipe's split that selects) instead of the test digits: what a model made
 for handwriting is chosen on, so that the test digits are read once per finished model.
+The summary's accuracy column is then every model's on those validation digits, not MNIST
+test: an ensemble put together to be compared is not read on test while it is chosen.
 
 `--for handwriting` reads every model a second time as `predict --for handwriting` reads
 it (each digit also turned by `handwriting.TURNS`, the probabilities averaged): a column
@@ -109,7 +111,7 @@ def main() -> int:
         )
         + " |"
     )
-    summary(args.models, results)
+    summary(args.models, results, (x_test, y_test) if args.split == "validation" else None)
     return 0
 
 
@@ -181,14 +183,16 @@ def _probabilities(model: str):
     return averaged(classifiers(model))
 
 
-def _measured_here(model: str) -> tuple[float, float]:
-    """The MNIST test accuracy of an ensemble or a turned reading (read once, here) and
-    its members' fit, in minutes."""
-    _, (x_test, y_test) = sources.load_dataset("mnist")
-    predicted = _probabilities(model)(x_test).argmax(axis=1)
+def _measured_here(model: str, digits=None) -> tuple[float, float]:
+    """The accuracy of an ensemble or a turned reading on MNIST test (read once, here), or
+    on `digits` (images, labels) when given, and its members' fit, in minutes."""
+    if digits is None:
+        _, digits = sources.load_dataset("mnist")
+    images, labels = digits
+    predicted = _probabilities(model)(images).argmax(axis=1)
     runs = [rundir.run_dir_of(member) for member in members_of(model)]
     fit = sum(rundir.read_json(run / rundir.METRICS)["train_seconds"] for run in runs) / 60
-    return float(np.mean(predicted == y_test)), fit
+    return float(np.mean(predicted == labels)), fit
 
 
 def _middle(result: dict, change: str) -> float:
@@ -197,11 +201,12 @@ def _middle(result: dict, change: str) -> float:
     return rows[len(rows) // 2]["accuracy"]
 
 
-def summary(models: list[str], results: dict) -> None:
+def summary(models: list[str], results: dict, validation=None) -> None:
     """Per catalogue model (runs grouped by their config's model and settings): seeds,
     each change of other collections at its middle strength, the suite's mean (mean,
     lowest), and each run's MNIST test accuracy and fit time, read from its metrics.json.
-    What `robust`'s goals are judged on."""
+    What `robust`'s goals are judged on. Given `validation` (images, labels), every
+    model's accuracy there instead of on test."""
     groups: dict[str, list[str]] = {}
     recipes: dict[str, str] = {}  # a model's first recipe; runs of another get their own row
 
@@ -233,7 +238,9 @@ def summary(models: list[str], results: dict) -> None:
     print(
         "\n| model | runs (seeds) | "
         + "".join(f"{middle} | " for middle in middles)
-        + "suite mean: mean (lowest) | MNIST test: mean (lowest) | fit min: mean (longest) |"
+        + "suite mean: mean (lowest) | "
+        + ("MNIST validation" if validation else "MNIST test")
+        + ": mean (lowest) | fit min: mean (longest) |"
     )
     print("| --- | --- |" + " ---: |" * (len(middles) + 3))
     for name, members in groups.items():
@@ -244,14 +251,14 @@ def summary(models: list[str], results: dict) -> None:
         tests = [m["test_accuracy"] for m in metrics]
         fits = [m["train_seconds"] / 60 for m in metrics]
         if "+" in members[0]:  # one ensemble: its own test accuracy, its members' seeds
-            test, fit = _measured_here(members[0])
+            test, fit = _measured_here(members[0], validation)
             tests, fits = [test], [fit]
             seeds = [
                 rundir.read_json(rundir.run_dir_of(m) / rundir.CONFIG)["settings"].get("seed")
                 for m in members_of(members[0])
             ]
-        elif members[0].endswith(TURNED):  # metrics.json's figure is without the turns
-            tests = [_measured_here(m)[0] for m in members]
+        elif members[0].endswith(TURNED) or validation:  # metrics.json's is test, unturned
+            tests = [_measured_here(m, validation)[0] for m in members]
         print(
             f"| `{name}` | {len(seeds)} ({', '.join(map(str, seeds))}) "
             + "".join(
