@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from paper import in_a_shadow, on_a_desk, on_lined_paper, on_squared_paper
+from PIL import Image
 
 from mnist_cnn.data.imaging import ImageError, to_mnist
 
@@ -117,3 +118,24 @@ def test_stroke_distances_from_the_ink_box_are_the_whole_images():
         if mask.any():
             whole = ndimage.distance_transform_edt(mask)[mask]
             assert np.array_equal(photos._distances_inside(mask), whole)
+
+
+def test_a_digit_that_runs_to_the_sheets_edge_is_read(mnist):
+    """A digit written down to the edge of a sheet lying on a desk joins the desk: it cut a
+    notch into the sheet instead of leaving a hole in it, was left outside the sheet and
+    refused as blank. A sheet is convex, so a dark notch cut into it is ink on it."""
+    _, (x_test, y_test) = mnist
+    digit = x_test[0]  # a 7: its stem reaches the sheet's lower edge
+    rows, cols = np.nonzero(digit)
+    inked = digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    high = 160
+    wide = round(high * inked.shape[1] / inked.shape[0])
+    ink = np.asarray(Image.fromarray(inked).resize((wide, high), Image.BICUBIC)) / 255.0
+    rng = np.random.default_rng(0)
+    photo = 130 + rng.normal(0, 3, (400, 500))  # the desk
+    photo[80:320, 120:400] = 225 + rng.normal(0, 3, (240, 280))  # the sheet
+    photo[320 - high : 320, 200 : 200 + wide] *= 1 - 0.85 * ink  # down to the sheet's edge
+    read = to_mnist(Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)))
+    assert y_test[0] == 7
+    assert _correlation(read.image, to_mnist(digit).image) > 0.75
+    assert read.steps["paper"].mean() < 0.5  # the sheet, not the whole photo

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image, ImageDraw
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
@@ -26,6 +27,8 @@ SHEET_INK = (0.002, 0.2)  # has some ink on it (holes in the bright piece), a fi
 SHEET_SOLIDITY = 0.95  # and is convex (of 10,000 MNIST digits, white on black, one fat 0 is)
 DESK_RIM = 0.5  # a desk takes up half the photo's rim or more (else the rim is paper)
 DESK_SOLIDITY = 0.9  # the dark side of a straight shadow edge fills its convex hull; a desk not
+NOTCH = 3  # what cuts into a sheet from its edge this many pixels wide or more is on it
+NOTCH_DARK = 0.5  # and it is dark: under the sheet-desk threshold by half their gap or more
 MARGIN = 40  # a fortieth of the shorter side along the sheet's edge is not read (its rim, shade)
 LINE_INK = 30  # a ruled line darkens the paper by this much (of 255) or more
 LINE_SHARE = 0.75  # a ruled line has ink along three quarters of the sheet or more
@@ -67,7 +70,7 @@ def is_light_paper(values: np.ndarray) -> bool:
     is a darker desk: then one bright piece, convex as a sheet is, covers much of the photo,
     with a little ink in it (its holes). A white digit on black is not convex, or has no
     holes, or a 0's big one."""
-    rim = np.median(np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]]))
+    rim = np.median(_rim(values))
     darkest, brightest = np.percentile(values, [1, 99])
     if rim > 127 or rim - darkest > RIM_OVER_INK * (brightest - darkest):
         return True
@@ -132,11 +135,13 @@ def gentle_light(values: np.ndarray) -> np.ndarray:
 
 def find_sheet(values: np.ndarray, light: np.ndarray) -> np.ndarray | None:
     """The sheet lying on a darker desk, its ink filled in and a margin along its edges taken
-    off; None when the photo is all paper (the dark side of a shadow's edge is paper too)."""
+    off, with a digit that runs off its edge; None when the photo is all paper (the dark side
+    of a shadow's edge is paper too)."""
     level = otsu(light)
     sheet = _filled(_largest(light > level))
     if (~sheet).any() and light[~sheet].mean() < SHADE * light[sheet].mean() and _is_desk(~sheet):
         sheet = _filled(_largest(ndimage.gaussian_filter(values, 1) > level))
+        sheet = _with_ink_run_off(sheet, values, level)
         margin = max(2, min(values.shape) // MARGIN)
         return ndimage.binary_erosion(sheet, iterations=margin, border_value=1)
     return None
@@ -147,7 +152,7 @@ def _is_desk(dark: np.ndarray) -> bool:
     round a corner of the sheet. The dark side of a straight shadow edge (or of a gentle slope
     of light) is one convex piece; the strokes of a digit that fills the photo touch its rim
     only here and there."""
-    rim = np.concatenate([dark[0], dark[-1], dark[:, 0], dark[:, -1]])
+    rim = _rim(dark)
     if dark.sum() < 0.02 * dark.size or rim.mean() < DESK_RIM:
         return False
     pieces, count = ndimage.label(dark)
@@ -282,6 +287,38 @@ def _hull_area(mask: np.ndarray) -> float:
         return float(ConvexHull(corners).volume)  # in 2-D, the volume is the area
     except (QhullError, ValueError):  # a line or a point: no area
         return float(mask.sum())
+
+
+def _rim(mask: np.ndarray) -> np.ndarray:
+    """The mask along the photo's four edges."""
+    return np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]])
+
+
+def _with_ink_run_off(sheet: np.ndarray, values: np.ndarray, level: float) -> np.ndarray:
+    """The sheet and the dark notches cut into it from its edge. A digit written down to the
+    sheet's edge joins the desk: it leaves a notch, not a hole, and was read as desk. A sheet
+    is convex, so a notch is on it; but only for a sheet wholly inside the photo, and only a
+    notch dark as ink or desk (a bold 0 filling its image looks like a desk round a sheet, its
+    hole, whose notches are the grey of a blurred edge)."""
+    if not _rim(~sheet).all():
+        return sheet
+    notches = _notches(sheet)
+    if not notches.any():
+        return sheet
+    gap = np.median(values[sheet]) - np.median(values[~sheet & ~notches])
+    return sheet | notches if np.median(values[notches]) <= level - NOTCH_DARK * gap else sheet
+
+
+def _notches(sheet: np.ndarray) -> np.ndarray:
+    """What the sheet's convex hull holds and the sheet does not, wider than a sliver."""
+    points = np.argwhere(sheet)
+    try:
+        corners = points[ConvexHull(points).vertices]
+    except (QhullError, ValueError):  # a line or a point
+        return np.zeros_like(sheet)
+    hull = Image.new("1", sheet.shape[::-1])
+    ImageDraw.Draw(hull).polygon([(x, y) for y, x in corners], fill=1, outline=1)
+    return ndimage.binary_opening(np.asarray(hull) & ~sheet, iterations=NOTCH)
 
 
 def _filled(mask: np.ndarray) -> np.ndarray:
