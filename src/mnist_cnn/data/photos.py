@@ -281,12 +281,17 @@ def _largest(mask: np.ndarray) -> np.ndarray:
 
 def _hull_area(mask: np.ndarray) -> float:
     """The area of the convex hull of a mask's pixels (each a unit square)."""
-    edge = np.argwhere(mask & ~ndimage.binary_erosion(mask))
+    edge = _edge(mask)
     corners = np.concatenate([edge, edge + [1, 0], edge + [0, 1], edge + [1, 1]])
     try:
         return float(ConvexHull(corners).volume)  # in 2-D, the volume is the area
     except (QhullError, ValueError):  # a line or a point: no area
         return float(mask.sum())
+
+
+def _edge(mask: np.ndarray) -> np.ndarray:
+    """The (row, column) of a mask's pixels on its edge: they alone make its convex hull."""
+    return np.argwhere(mask & ~ndimage.binary_erosion(mask))
 
 
 def _rim(mask: np.ndarray) -> np.ndarray:
@@ -311,7 +316,7 @@ def _with_ink_run_off(sheet: np.ndarray, values: np.ndarray, level: float) -> np
 
 def _notches(sheet: np.ndarray) -> np.ndarray:
     """What the sheet's convex hull holds and the sheet does not, wider than a sliver."""
-    points = np.argwhere(sheet)
+    points = _edge(sheet)
     try:
         corners = points[ConvexHull(points).vertices]
     except (QhullError, ValueError):  # a line or a point
